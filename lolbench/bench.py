@@ -1,0 +1,73 @@
+"""Benchmarks, reported as ratios measured within one run (never asserted by tests).
+
+  python -m lolbench.bench generation   # frames/s at the start and after 10,000 frames, static and dysink
+  python -m lolbench.bench metrics      # metric cost per frame relative to the tiny model's generation cost
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from lolbench.config import compose_run_config
+from lolbench.metrics.suite import build_suite
+from lolbench.models.build import build_generator
+
+
+def frames_per_second(generator, frames: int) -> tuple[float, int]:
+    """Generate at least ``frames`` frames; returns (frames/s, frames generated)."""
+    start, done = time.perf_counter(), 0
+    while done < frames:
+        done += len(generator.next_chunk().frames)
+    return done / (time.perf_counter() - start), done
+
+
+def bench_generation(overrides: list[str], late_frame: int, window: int) -> None:
+    print(f"{'sink':8s} {'fps@start':>10s} {f'fps@{late_frame}':>12s} {'start/late':>10s} {'cache MB':>9s}")
+    for sink in ("static", "dysink"):
+        cfg = compose_run_config([f"sink={sink}", *overrides])
+        generator, info = build_generator(cfg)
+        generator.reset(cfg.prompt, cfg.seed)
+        _, warmup = frames_per_second(generator, 30)
+        early, timed = frames_per_second(generator, window)
+        frames_per_second(generator, late_frame - warmup - timed)
+        late, _ = frames_per_second(generator, window)
+        print(f"{sink:8s} {early:10.1f} {late:12.1f} {early / late:10.3f} {info['cache_bytes'] / 2**20:9.2f}")
+
+
+def bench_metrics(overrides: list[str], frames: int) -> None:
+    cfg = compose_run_config(overrides)
+    generator, _ = build_generator(cfg)
+    generator.reset(cfg.prompt, cfg.seed)
+    start, chunks = time.perf_counter(), []
+    while sum(len(c) for c in chunks) < frames:
+        chunks.append(generator.next_chunk().frames)
+    gen_seconds = time.perf_counter() - start
+    suite = build_suite(cfg.metrics, fps=generator.fps, chunk_frames=generator.chunk_frames)
+    start = time.perf_counter()
+    for chunk in chunks:
+        suite.update_frames(chunk)
+    suite.compute()
+    metric_seconds = time.perf_counter() - start
+    n = sum(len(c) for c in chunks)
+    print(f"frames {n}: generation {1e3 * gen_seconds / n:.2f} ms/frame, metrics {1e3 * metric_seconds / n:.2f} "
+          f"ms/frame, metrics/generation = {metric_seconds / gen_seconds:.3f} (target <= 0.25)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m lolbench.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("which", choices=["generation", "metrics"])
+    parser.add_argument("overrides", nargs="*", help="run.py overrides, e.g. model.checkpoint=PATH")
+    parser.add_argument("--late-frame", type=int, default=10_000)
+    parser.add_argument("--window", type=int, default=300, help="frames timed at each point")
+    parser.add_argument("--frames", type=int, default=480, help="frames for the metrics benchmark")
+    args = parser.parse_args(argv)
+    if args.which == "generation":
+        bench_generation(args.overrides, args.late_frame, args.window)
+    else:
+        bench_metrics(args.overrides, args.frames)
+
+
+if __name__ == "__main__":
+    main()

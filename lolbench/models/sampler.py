@@ -1,0 +1,99 @@
+"""Streaming generation with the tiny model: the chunked few-step flow-matching sampler over the KV cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lolbench.cache import StreamingKVCache
+from lolbench.generator import Chunk
+from lolbench.models.tiny import TinyVideoNet
+
+
+def sampling_times(steps: int, shift: float) -> list[float]:
+    """Noise levels visited by the sampler, from 1 down (exclusive of 0), with the usual timestep shift
+    t' = s t / (1 + (s - 1) t) that spends more steps at high noise when s > 1."""
+    if steps < 1:
+        raise ValueError(f"model.denoise_steps must be >= 1, got {steps}")
+    if shift <= 0:
+        raise ValueError(f"model.time_shift must be > 0, got {shift}")
+    ts = np.linspace(1.0, 0.0, steps + 1)[:-1]
+    return [float(shift * t / (1 + (shift - 1) * t)) for t in ts]
+
+
+def to_uint8(x: Tensor) -> np.ndarray:
+    """[B, F, 3, H, W] in [-1, 1] -> uint8 [B, F, H, W, 3]."""
+    x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 1, 3, 4, 2).cpu().numpy()
+
+
+class TinyGenerator:
+    """The tiny model as a :class:`lolbench.generator.VideoGenerator`.
+
+    Each chunk starts from Gaussian noise, is denoised in ``steps`` Euler steps (each a forward pass whose
+    attention reads, but does not change, the cache), and is then passed once more at t = 0 so that its clean
+    keys and values are committed to the cache, as in Self-Forcing / CausVid.
+    """
+
+    fps = 16.0
+
+    def __init__(
+        self,
+        net: TinyVideoNet,
+        cache: StreamingKVCache,
+        scenes: list[str],
+        chunk_frames: int = 3,
+        steps: int = 4,
+        time_shift: float = 1.0,
+        name: str = "tiny",
+    ):
+        self.net = net.eval()
+        self.cache = cache
+        self.scenes = scenes
+        self.chunk_frames = chunk_frames
+        self.times = sampling_times(steps, time_shift)
+        self.name = name
+        self.device = next(net.parameters()).device
+        self._scene: Tensor | None = None
+        self._rng: torch.Generator | None = None
+        self._next_frame = 0
+
+    def reset(self, prompt: str, seed: int) -> None:
+        if prompt not in self.scenes:
+            raise ValueError(f"prompt={prompt!r} is not a scene of the built-in model; allowed: {self.scenes}")
+        self._scene = torch.tensor([self.scenes.index(prompt)], device=self.device)
+        self._rng = torch.Generator(device="cpu").manual_seed(seed)
+        self._next_frame = 0
+        self.cache.reset()
+
+    def _attend(self, commit: bool):
+        return lambda layer, q, k, v: self.cache.attend(layer, q, k, v, commit=commit)
+
+    @torch.no_grad()
+    def next_chunk(self, probe: bool = False) -> Chunk:
+        if self._scene is None or self._rng is None:
+            raise RuntimeError("call reset(prompt, seed) before next_chunk()")
+        cfg = self.net.cfg
+        first = self._next_frame
+        shape = (1, self.chunk_frames, 3, cfg.image_size, cfg.image_size)
+        x = torch.randn(shape, generator=self._rng).to(self.device)
+        self.cache.begin_chunk(first, probe)
+        attend = self._attend(commit=False)
+        for i, t in enumerate(self.times):
+            t_frames = torch.full((1, self.chunk_frames), t, device=self.device)
+            x0 = self.net(x, t_frames, self._scene, attend)
+            t_next = self.times[i + 1] if i + 1 < len(self.times) else 0.0
+            noise = (x - (1 - t) * x0) / t  # the noise implied by the prediction
+            x = (1 - t_next) * x0 + t_next * noise
+        x0 = x.clamp(-1, 1)
+        self.net(x0, torch.zeros(1, self.chunk_frames, device=self.device), self._scene, self._attend(commit=True))
+        stats = self.cache.end_chunk(x0)
+        self._next_frame += self.chunk_frames
+        return Chunk(
+            frames=to_uint8(x0)[0],
+            first_frame=first,
+            positions=np.asarray(stats.positions),
+            probe=stats.probes[0] if stats.probes else None,
+            stats=dict(stats.gate),
+        )
