@@ -37,7 +37,7 @@ class Band:
 
     @classmethod
     def of(cls, label: str, curves: Sequence[tuple[np.ndarray, np.ndarray]]) -> Band:
-        """``curves``: (x, y) per run, x the same grid from 0 for all runs."""
+        """``curves``: (x, y) per run, all on the same x grid (runs of one sweep)."""
         if not curves:
             raise ValueError(f"band {label!r} needs at least one curve")
         length = min(len(y) for _, y in curves)
@@ -227,8 +227,8 @@ def tradeoff_figure(labels: Sequence[str], x: Sequence[Point], y: Sequence[Point
     fig, (ax,) = new_figure()
     for i, (label, px, py) in enumerate(zip(labels, x, y)):
         ax.errorbar(px.mean, py.mean, xerr=np.nan_to_num(px.std), yerr=np.nan_to_num(py.std), marker="o",
-                    markersize=10, capsize=5,
-                    color=f"C{i}", label=label)
+                    markersize=10, capsize=5, color=f"C{i}", label=label)
+        ax.annotate(label, (px.mean, py.mean), xytext=(8, 8), textcoords="offset points", color=f"C{i}")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.legend()

@@ -1,7 +1,7 @@
 """Regenerate every figure and table from stored results: ``python analysis/make_figures.py``.
 
 Reads the latest sweep of each experiment under ``<results>/runs/`` (``python run.py +experiment=NAME``
-writes them; see docs/experiments.md), generates nothing, and writes PNG + PDF figures and CSV + Markdown
+writes them; see the README), generates nothing, and writes PNG + PDF figures and CSV + Markdown
 tables to ``<results>/figures/``. ``--rerun [NAME ...]`` first runs those experiments (all when no name is
 given) and then makes the figures. An experiment without stored runs is reported and skipped; the model-free
 figures need no runs at all.

@@ -27,12 +27,13 @@ from omegaconf import DictConfig, OmegaConf
 
 import lolbench
 from lolbench.atomic import atomic_write, write_json
+from lolbench.config import CONF_DIR
 from lolbench.metrics.sink_distance import SinkDistance, cross_run_coherence, sink_collapse_summary
 from lolbench.metrics.suite import MetricSuite, backbone_names, build_suite
 from lolbench.provenance import git_revision
 from lolbench.video_io import VideoReadError, open_video
 
-DEFAULT_METRICS = Path(__file__).resolve().parent.parent / "conf" / "metrics" / "default.yaml"
+DEFAULT_METRICS = CONF_DIR / "metrics" / "default.yaml"
 PROBE_GROUPS = ("heads",)  # need attention probes, which a video file does not have
 
 

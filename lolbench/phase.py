@@ -23,10 +23,11 @@ from scipy.signal import find_peaks
 from torch import Tensor
 
 from lolbench.atomic import atomic_write
+from lolbench.config import CONF_DIR
 from lolbench.rope import METHODS, JitterSpec, RopeSpec, RopeTables, build_tables
 from lolbench.rope.config import MODEL_KEYS
 
-_TINY_MODEL_CONFIG = Path(__file__).resolve().parents[1] / "conf" / "model" / "tiny.yaml"
+_TINY_MODEL_CONFIG = CONF_DIR / "model" / "tiny.yaml"
 # RopeSpec fields of each preset; `tiny` is the built-in model, re-read from conf/model/tiny.yaml when present.
 PRESETS: dict[str, dict[str, object]] = {
     "tiny": {"head_dim": 32, "num_heads": 6, "theta": 10000.0, "time_dim": None, "train_frames": 21},

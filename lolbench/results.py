@@ -1,8 +1,8 @@
 """The results store: read run directories written by lolbench.runner into pandas, and aggregate them.
 
 A run directory holds ``summary.json`` (config, provenance, scalar metrics, collapse events), ``curves.parquet``
-(one row per frame), ``chunks.parquet`` (one row per generated chunk), ``series_<name>.parquet`` (per-chunk
-series that do not cover every chunk, e.g. attention statistics of probed chunks), ``probes.npz`` (attention
+(one row per frame), ``chunks.parquet`` (one row per generated chunk), ``series.parquet`` (per-chunk
+series that do not cover every chunk, in long format: series, index, value, e.g. attention statistics of probed chunks), ``probes.npz`` (attention
 probes) and ``video.mp4``. ``load_runs`` turns any set of run directories into one DataFrame, one row per run:
 
 - run columns: ``run_dir completed frames frames_requested wall_seconds generation_fps seed prompt``;
@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lolbench.atomic import atomic_write
 from lolbench.metrics.sink_distance import sink_collapse_summary
 from lolbench.metrics.suite import backbone_names
 from lolbench.probes import FrameKind
@@ -39,7 +40,7 @@ CURVES_FILE = "curves.parquet"
 CHUNKS_FILE = "chunks.parquet"
 PROBES_FILE = "probes.npz"
 VIDEO_FILE = "video.mp4"
-SERIES_PREFIX = "series_"
+SERIES_FILE = "series.parquet"
 REQUIRED_KEYS = ("completed", "frames", "seed", "prompt", "model", "environment", "config", "metrics")
 RUN_COLUMNS = ("run_dir", "completed", "frames", "frames_requested", "wall_seconds", "generation_fps", "seed",
                "prompt")
@@ -106,7 +107,7 @@ class RunTables:
 
     frames: pd.DataFrame | None  # curves.parquet: column ``frame`` plus one column per curve
     chunks: pd.DataFrame | None  # chunks.parquet: ``chunk first_frame seconds`` plus per-chunk statistics
-    series: dict[str, np.ndarray] = field(default_factory=dict)  # series_<name>.parquet, by name
+    series: dict[str, np.ndarray] = field(default_factory=dict)  # series.parquet, by name
 
     def indexed_series(self) -> dict[str, tuple[str, np.ndarray, np.ndarray]]:
         """Each series with the axis it lives on: name -> (axis, index, values), axis ``chunk``, ``frame`` or
@@ -138,13 +139,21 @@ def load_tables(run_dir: str | Path) -> RunTables:
         path = run_dir / name
         return pd.read_parquet(path) if path.is_file() else None
 
-    series = {}
-    for path in sorted(run_dir.glob(f"{SERIES_PREFIX}*.parquet")):
-        table = pd.read_parquet(path)
-        if table.shape[1] != 1:
-            raise ValueError(f"{path} must hold exactly one column, found {list(table.columns)}")
-        series[str(table.columns[0])] = table.iloc[:, 0].to_numpy()
+    long = read(SERIES_FILE)
+    series = {} if long is None else {
+        str(name): group.sort_values("index")["value"].to_numpy() for name, group in long.groupby("series")
+    }
     return RunTables(frames=read(CURVES_FILE), chunks=read(CHUNKS_FILE), series=series)
+
+
+def write_series(path: str | Path, series: Mapping[str, np.ndarray]) -> None:
+    """Write named 1-D series of different lengths into one long-format parquet file (atomically)."""
+    table = pd.concat(
+        [pd.DataFrame({"series": name, "index": np.arange(len(v)), "value": np.asarray(v, dtype=np.float64)})
+         for name, v in series.items()],
+        ignore_index=True,
+    )
+    atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
 
 
 @dataclass

@@ -23,6 +23,8 @@ from lolbench.metrics.suite import MetricSuite, build_suite
 from lolbench.models.build import build_generator
 from lolbench.probes import AttentionProbe, FrameKind
 from lolbench.provenance import environment
+from lolbench.results import write_series
+from lolbench.tracking import RunLogger, build_logger
 from lolbench.video_io import VideoWriter
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ class ProbeRecorder:
 
 def generate(
     generator: VideoGenerator, suite: MetricSuite, writer: VideoWriter, num_frames: int, probe_every: int,
-    gen_log: GenerationLog, probes: ProbeRecorder, progress: bool = True,
+    gen_log: GenerationLog, probes: ProbeRecorder, logger: RunLogger, progress: bool = True,
 ) -> bool:
     """Stream ``num_frames`` frames through the writer and the metrics. Returns False if interrupted."""
     done = 0
@@ -104,6 +106,8 @@ def generate(
                 start = time.perf_counter()
                 chunk = generator.next_chunk(probe=probe)
                 gen_log.update(chunk, time.perf_counter() - start)
+                row = gen_log.rows[-1]
+                logger.log_chunk(row["chunk"], {k: v for k, v in row.items() if k != "chunk"})
                 frames = chunk.frames[: num_frames - done]
                 writer.write(frames)
                 suite.update_frames(frames)
@@ -120,28 +124,22 @@ def generate(
 
 
 def write_curves(out_dir: Path, suite: MetricSuite, gen_log: GenerationLog) -> list[str]:
-    """Per-frame curves to curves.parquet, per-chunk series to chunks.parquet; returns the file names."""
-    per_frame: dict[str, np.ndarray] = {}
-    per_other: dict[str, np.ndarray] = {}
-    curves = suite.curves()
+    """Per-frame curves to curves.parquet, per-chunk generation figures to chunks.parquet, and the metrics'
+    other series (e.g. head homogeneity of probed chunks) to series.parquet; returns the file names."""
+    curves = {name: np.asarray(values) for name, values in suite.curves().items()}
     frame_len = max((len(v) for v in curves.values()), default=0)
-    for name, values in curves.items():
-        (per_frame if len(values) == frame_len else per_other)[name] = np.asarray(values)
+    per_frame = {name: v for name, v in curves.items() if len(v) == frame_len}
+    other = {name: v for name, v in curves.items() if len(v) != frame_len}
     written = []
     if per_frame:
         table = pd.DataFrame(per_frame)
         table.insert(0, "frame", np.arange(frame_len))
         atomic_write(out_dir / "curves.parquet", lambda p: table.to_parquet(p, index=False))
         written.append("curves.parquet")
+    if other:
+        write_series(out_dir / "series.parquet", other)
+        written.append("series.parquet")
     chunks = pd.DataFrame(gen_log.rows)
-    for name, values in per_other.items():  # per-chunk metric series (e.g. head homogeneity)
-        if len(values) == len(chunks):
-            chunks[name] = values
-        else:
-            series = pd.DataFrame({name: values})
-            atomic_write(out_dir / f"series_{name}.parquet".replace("/", "_"),
-                         lambda p, s=series: s.to_parquet(p, index=False))
-            written.append(f"series_{name}.parquet")
     atomic_write(out_dir / "chunks.parquet", lambda p: chunks.to_parquet(p, index=False))
     written.append("chunks.parquet")
     return written
@@ -154,13 +152,14 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
     generator.reset(cfg.prompt, cfg.seed)
     suite = build_suite(cfg.metrics, fps=generator.fps, chunk_frames=generator.chunk_frames)
     out_dir.mkdir(parents=True, exist_ok=True)
+    logger = build_logger(cfg.logger, out_dir, cfg)
     gen_log = GenerationLog()
     probes = ProbeRecorder()
     log.info("model %s, writing to %s", model_info["backbone"], out_dir)
     start = time.perf_counter()
     with VideoWriter(out_dir / "video.mp4", fps=generator.fps, scale=cfg.video_scale) as writer:
         completed = generate(generator, suite, writer, cfg.num_frames, cfg.probe_every, gen_log, probes,
-                             progress)
+                             logger, progress)
         frames_done = writer.frames_written
     wall = time.perf_counter() - start
     summary = {
@@ -183,4 +182,5 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
         probes.save(out_dir / "probes.npz")
         summary["files"].append("probes.npz")
     write_json(out_dir / "summary.json", summary)
+    logger.finish(summary, out_dir)
     return summary

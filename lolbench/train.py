@@ -29,9 +29,36 @@ from lolbench.models.checkpoint import save_checkpoint
 from lolbench.models.tiny import ClipAttention, TinyVideoNet
 from lolbench.provenance import environment
 from lolbench.rope import JitterSpec, Rotary, build_tables, rope_spec_from_config
-from lolbench.world import SCENES, sample_clips
+from lolbench.world import SCENES, ProceduralWorld, sample_clips
+from lolbench.world.world import MAX_CLIP_START
 
 log = logging.getLogger(__name__)
+
+
+def sample_batch(cfg: DictConfig, scenes: list[str], arch, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """Clips uint8 [B, F, H, W, 3], scene ids [B] and the RoPE positions [F] of their frames.
+
+    Plain clips are contiguous, at positions 0..F-1. With probability ``sink_context.prob`` the batch is instead
+    built the way a static-sink cache shows a long video to the model (LongLive trains with its sink in
+    context): the first chunk of a stream (positions 0..chunk-1) followed by the stream's frames from
+    ``chunk + gap`` on, at their true positions, with gap a random multiple of the chunk up to
+    ``sink_context.max_gap``. The model then learns what the sink frames are for at distances it will meet.
+    """
+    frames, chunk = cfg.clip_frames, arch.chunk_frames
+    if rng.random() >= cfg.sink_context.prob:
+        clips, scene_ids = sample_clips(scenes, cfg.batch, frames, arch.image_size, rng)
+        return clips, scene_ids, torch.arange(frames)
+    gap = chunk * int(rng.integers(1, cfg.sink_context.max_gap // chunk + 1))
+    scene_ids = rng.integers(len(scenes), size=cfg.batch)
+    clips = np.empty((cfg.batch, frames, arch.image_size, arch.image_size, 3), dtype=np.uint8)
+    for b, scene in enumerate(scene_ids):
+        world = ProceduralWorld(scenes[scene], int(rng.integers(2**31)), arch.image_size)
+        origin = int(rng.integers(MAX_CLIP_START))
+        clips[b, :chunk] = world.frames(origin, chunk)
+        clips[b, chunk:] = world.frames(origin + chunk + gap, frames - chunk)
+    positions = torch.cat([torch.arange(chunk), torch.arange(chunk + gap, gap + frames)])
+    return clips, scene_ids.astype(np.int64), positions
 
 
 def to_model_space(clips: np.ndarray) -> torch.Tensor:
@@ -79,7 +106,7 @@ def train(cfg: DictConfig, out_dir: Path) -> dict:
     ema.load_state_dict(net.state_dict())
     ema.requires_grad_(False)
     tables = build_tables(rope_spec_from_config(dataclasses.asdict(arch), {"name": "none", "positions": "absolute"}), JitterSpec())
-    attention = ClipAttention(Rotary(tables, arch.grid, arch.grid), cfg.clip_frames, arch.chunk_frames)
+    rotary = Rotary(tables, arch.grid, arch.grid)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     data_rng = np.random.default_rng(cfg.seed)
     noise_rng = torch.Generator().manual_seed(cfg.seed)
@@ -89,7 +116,8 @@ def train(cfg: DictConfig, out_dir: Path) -> dict:
         lr = cfg.lr * min(1.0, step / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         for group in opt.param_groups:
             group["lr"] = lr
-        clips, scene_ids = sample_clips(scenes, cfg.batch, cfg.clip_frames, arch.image_size, data_rng)
+        clips, scene_ids, positions = sample_batch(cfg, scenes, arch, data_rng)
+        attention = ClipAttention(rotary, cfg.clip_frames, arch.chunk_frames, positions)
         loss = flow_matching_loss(net, attention, to_model_space(clips), torch.from_numpy(scene_ids).long(),
                                   cfg, noise_rng)
         opt.zero_grad(set_to_none=True)

@@ -22,6 +22,7 @@ from lolbench.atomic import write_json
 from lolbench.config import compose_run_config
 from lolbench.metrics.sink_distance import SinkSettings, collapse_events, normalize_curve, summarize_sink_curve
 from lolbench.probes import FrameKind
+from lolbench.results import write_series
 from lolbench.video_io import VideoWriter
 
 FPS = 16.0
@@ -82,8 +83,7 @@ def write_run(run_dir: Path, config: dict[str, Any], *, frames: int = 120, perio
     series = {"head_chunk_index": probed, "head_consensus": sink_mass[probed], "head_sink_mass": sink_mass[probed],
               "flow_top5[dis]": np.full(frames // 2 - 1, 3.0 * dynamic),
               "flow_top5_frame[dis]": 2 * np.arange(1, frames // 2)}
-    for name, values in series.items():
-        pd.DataFrame({name: values}).to_parquet(run_dir / f"series_{name}.parquet", index=False)
+    write_series(run_dir / "series.parquet", series)
     _write_probes(run_dir, probed, sink_mass)
     if video:
         with VideoWriter(run_dir / "video.mp4", fps=FPS) as writer:

@@ -49,7 +49,7 @@ def setting_jobs(name: str) -> list[list[str]]:
 def test_the_experiment_files_are_the_documented_experiments():
     files = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
     assert files == sorted(EXPERIMENTS)
-    docs = (ROOT / "docs" / "experiments.md").read_text()
+    docs = (ROOT / "README.md").read_text()
     for name in EXPERIMENTS:
         assert f"python run.py +experiment={name}" in docs
 

@@ -89,3 +89,18 @@ def test_helpers_name_settings_and_metrics(tmp_path):
         metric_key(runs, "aesthetic_quality")
     with pytest.raises(ValueError, match="experiment='nope'"):
         latest_sweep(tmp_path, "nope")
+
+
+def test_rerun_runs_each_named_experiment_into_a_new_sweep_under_results_then_makes_figures(tmp_path, monkeypatch):
+    import analysis.make_figures as make_figures
+
+    commands = []
+    monkeypatch.setattr(make_figures.subprocess, "run", lambda command, **kw: commands.append((command, kw)))
+    assert make_figures.main(["--results", str(tmp_path), "--rerun", "sigma", "phase",
+                              "--override", "hydra/launcher=joblib"]) == 0
+    assert [c[2] for c, _ in commands] == ["+experiment=sigma", "+experiment=phase"]
+    for (command, kw), name in zip(commands, ["sigma", "phase"]):
+        sweep = Path(command[3].removeprefix("hydra.sweep.dir="))
+        assert sweep.parent == (tmp_path / "runs" / name).resolve()
+        assert command[1].endswith("run.py") and command[-1] == "hydra/launcher=joblib" and kw["check"]
+    assert (tmp_path / "figures" / "phase_kernel_wan2.1_t2v_1.3b.png").exists()
