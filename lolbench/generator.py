@@ -34,3 +34,20 @@ class VideoGenerator(Protocol):
 
     def next_chunk(self, probe: bool = False) -> Chunk:
         """Generate the next chunk; with ``probe`` also return its attention probe."""
+
+
+@runtime_checkable
+class FrequencyUsage(Protocol):
+    """Optional capability of a generator: how strongly its attention uses each temporal RoPE frequency pair.
+
+    The uniform phase kernel C(Δ) weights every temporal pair alike, but a model trained on short clips only
+    learns to use the pairs that rotate through a useful range within its training length. Weighting each pair
+    by its use (lolbench.phase.usage_weighted_kernel) turns C(Δ) into a prediction for that model.
+    """
+
+    def temporal_pair_usage(self, clips: np.ndarray, prompt: str) -> np.ndarray:
+        """``E|q_i| * E|k_i|`` per layer, head and temporal pair i: float [L, H, K], non-negative.
+
+        Measured on the model's own queries and keys (after q/k norm, before rotation) while it reads the
+        clean ``clips`` (uint8 [B, F, H, W, 3]) as a video generated from its first frame (positions 0..F-1).
+        """

@@ -6,26 +6,38 @@ at distance 0) and small when the phases spread. LoL explains sink-collapse by i
 share the same frequencies, all of them see the sink as near at the same Δ. The kernel covers phases only;
 YaRN's logit temperature does not change it.
 
+A model need not use every temporal pair: trained on short clips, it only learns to use pairs that rotate
+through a useful range within its training length. ``usage_weighted_kernel`` weights each pair by how much a
+model's queries and keys use it (``lolbench.generator.FrequencyUsage``), which is what that model's attention
+actually sees.
+
 Run ``python -m lolbench.phase --preset tiny --sigma 0.8`` to print the top maxima with and without jitter and
-write the kernel and its maxima as CSV files.
+write the kernel and its maxima as CSV files; add ``--checkpoint PATH`` to also measure the model's pair usage
+on procedural-world clips and print the usage-weighted kernel's maxima beside them.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from scipy.signal import find_peaks
 from torch import Tensor
 
 from lolbench.atomic import atomic_write
-from lolbench.config import CONF_DIR
-from lolbench.rope import METHODS, JitterSpec, RopeSpec, RopeTables, build_tables
+from lolbench.config import CONF_DIR, compose_run_config
+from lolbench.generator import FrequencyUsage
+from lolbench.models.build import build_generator
+from lolbench.models.checkpoint import CheckpointError, load_checkpoint
+from lolbench.models.tiny import TinyConfig
+from lolbench.rope import METHODS, JitterSpec, RopeSpec, RopeTables, build_tables, rope_spec_from_config
 from lolbench.rope.config import MODEL_KEYS
+from lolbench.world import SCENES, sample_clips
 
 _TINY_MODEL_CONFIG = CONF_DIR / "model" / "tiny.yaml"
 # RopeSpec fields of each preset; `tiny` is the built-in model, re-read from conf/model/tiny.yaml when present.
@@ -94,6 +106,59 @@ def head_averaged_kernel(
     return np.atleast_2d(coherence_kernel(freqs, deltas, weights)).mean(axis=0)
 
 
+def usage_weighted_kernel(
+    freqs: Tensor | np.ndarray, usage: Tensor | np.ndarray, deltas: np.ndarray
+) -> np.ndarray:
+    """Per layer and head ``U_{l,h}(Δ) = Σ_i w_{l,h,i} cos(ω_{h,i} Δ) / Σ_i w_{l,h,i}``, ``w = usage``: [L, H, N].
+
+    freqs: [H, K] angular frequencies per frame; usage: [L, H, K] non-negative, e.g. ``E|q_i| E|k_i|`` from
+    ``FrequencyUsage.temporal_pair_usage``; deltas: [N] frame distances.
+
+    Why a weighted cosine rather than C's magnitude: for a key whose pair-i 2-vectors point like the query's
+    (a key that matches the query's content), the RoPE part of the attention logit at distance Δ is
+    ``Σ_i |q_i| |k_i| cos(ω_i Δ)``, and U is its mean-magnitude version divided by its value at Δ = 0. U is 1
+    exactly where every used pair is back in phase (the key looks as near as at distance 0, LoL's condition)
+    and lies in [-1, 1]. With a single used pair U = cos(ω Δ), which peaks once per period, while the
+    magnitude |Σ w_i exp(j ω_i Δ)| / Σ w_i of a single pair is 1 at every Δ and predicts nothing.
+    """
+    omega = np.atleast_2d(_as_array(freqs, "freqs"))
+    weights = _as_array(usage, "usage")
+    delta = _as_array(deltas, "deltas")
+    if weights.ndim != 3 or weights.shape[1:] != omega.shape:
+        raise ValueError(f"usage must be [L, H, K] with [H, K] = freqs shape {omega.shape}, got {weights.shape}")
+    if delta.ndim != 1:
+        raise ValueError(f"deltas must be 1-D, got shape {delta.shape}")
+    if np.any(weights < 0):
+        raise ValueError("usage must be non-negative")
+    totals = weights.sum(axis=2)  # [L, H]
+    if np.any(totals <= 0):
+        layer, head = np.argwhere(totals <= 0)[0]
+        raise ValueError(f"usage of layer {layer}, head {head} is 0 on every temporal pair; the kernel is undefined")
+    weights = weights / totals[..., None]
+    kernel = np.zeros((*totals.shape, len(delta)))  # [L, H, N]
+    for i in range(omega.shape[1]):  # one pair at a time: memory stays [L, H, N]
+        kernel += weights[:, :, i, None] * np.cos(omega[None, :, i, None] * delta[None, None, :])
+    return kernel
+
+
+def reference_usage(generator: FrequencyUsage, prompt: str, clips: int, frames: int, size: int, seed: int = 0
+                    ) -> np.ndarray:
+    """A model's temporal pair usage [L, H, K] on ``clips`` procedural-world clips of scene ``prompt``, each
+    ``frames`` frames of ``size`` pixels from a random world seed and start frame drawn from ``seed``."""
+    if not isinstance(generator, FrequencyUsage):
+        raise TypeError(f"{type(generator).__name__} does not measure frequency usage (no temporal_pair_usage)")
+    if prompt not in SCENES:
+        raise ValueError(f"prompt={prompt!r}: reference clips come from the procedural world; allowed: "
+                         f"{list(SCENES)}")
+    if clips < 1:
+        raise ValueError(f"clips must be >= 1, got {clips}")
+    videos, _ = sample_clips([prompt], clips, frames, size, np.random.default_rng(seed))
+    usage = np.asarray(generator.temporal_pair_usage(videos, prompt), dtype=np.float64)
+    if usage.ndim != 3 or not np.all(np.isfinite(usage)) or np.any(usage < 0):
+        raise ValueError(f"temporal_pair_usage must return finite non-negative [L, H, K], got shape {usage.shape}")
+    return usage
+
+
 def local_maxima(
     values: np.ndarray, deltas: np.ndarray, min_prominence: float = 0.01
 ) -> list[tuple[float, float, float]]:
@@ -124,7 +189,7 @@ def preset_fields(preset: str) -> dict[str, object]:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lolbench.phase", description=__doc__.split("\n\n")[0])
-    p.add_argument("--preset", choices=tuple(PRESETS), default="tiny")
+    p.add_argument("--preset", choices=tuple(PRESETS), help="architecture to analyse (default tiny)")
     p.add_argument("--head-dim", type=int)
     p.add_argument("--heads", type=int, dest="num_heads")
     p.add_argument("--theta", type=float)
@@ -138,13 +203,52 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-delta", type=int, default=1000, help="largest frame distance analysed")
     p.add_argument("--top", type=int, default=10, help="maxima printed per kernel")
     p.add_argument("--min-prominence", type=float, default=0.01)
-    p.add_argument("--out", type=Path, help="kernel CSV (default results/phase/<preset>_<method>_s<sigma>.csv); "
-                                            "maxima go to <stem>_maxima.csv beside it")
+    p.add_argument("--out", type=Path, help="kernel CSV (default results/phase/<preset or checkpoint>_<method>_"
+                                            "s<sigma>.csv); maxima go to <stem>_maxima.csv beside it")
+    usage = p.add_argument_group("usage-weighted kernel of a trained tiny model")
+    usage.add_argument("--checkpoint", type=Path, help="tiny-model checkpoint: its architecture replaces the "
+                                                       "preset and its pair usage weights a second kernel")
+    usage.add_argument("--clips", type=int, default=8, help="reference clips the usage is measured on")
+    usage.add_argument("--prompt", choices=tuple(SCENES), default=next(iter(SCENES)),
+                       help="scene of the reference clips (and the model's prompt)")
     return p
 
 
-def _format_maxima(title: str, maxima: list[tuple[float, float, float]], top: int) -> str:
-    lines = [title, f"  {'rank':>4} {'delta':>8} {'C(delta)':>9} {'prominence':>10}"]
+def usage_frame(usage: np.ndarray, freqs: np.ndarray) -> pd.DataFrame:
+    """Long table of usage [L, H, K] with each pair's frequency [H, K], period and share of its layer-head total."""
+    layers, heads, pairs = usage.shape
+    layer, head, pair = np.meshgrid(np.arange(layers), np.arange(heads), np.arange(pairs), indexing="ij")
+    omega = np.broadcast_to(freqs, usage.shape)
+    with np.errstate(divide="ignore"):
+        period = np.where(omega > 0, 2 * math.pi / omega, np.inf)
+    share = usage / usage.sum(axis=2, keepdims=True)
+    return pd.DataFrame({"layer": layer.ravel(), "head": head.ravel(), "pair": pair.ravel(),
+                         "omega": omega.ravel(), "period": period.ravel(), "usage": usage.ravel(),
+                         "share": share.ravel()})
+
+
+# argparse dest -> flag of the architecture options, which a checkpoint fixes
+ARCHITECTURE_OPTIONS = {"head_dim": "--head-dim", "num_heads": "--heads", "theta": "--theta",
+                        "time_dim": "--time-dim", "train_frames": "--train-frames"}
+
+
+def checkpoint_run_config(checkpoint: Path, method: str | None, target_frames: int | None, jitter: JitterSpec
+                          ) -> DictConfig:
+    """The run config of the tiny model stored in ``checkpoint``: its own architecture, the given RoPE method
+    and jitter (so the model is measured with the RoPE tables the kernels are computed from)."""
+    net, _, _ = load_checkpoint(checkpoint)
+    overrides = [f"model.checkpoint={checkpoint}", f"jitter.sigma={jitter.sigma}",
+                 f"jitter.head_fraction={jitter.head_fraction}", f"jitter.seed={jitter.seed}"]
+    for field in dataclasses.fields(TinyConfig):
+        value = getattr(net.cfg, field.name)
+        overrides.append(f"model.{field.name}={'null' if value is None else value}")
+    if method not in (None, "none"):
+        overrides += [f"rope={method}", f"rope.target_frames={'null' if target_frames is None else target_frames}"]
+    return compose_run_config(overrides)
+
+
+def _format_maxima(title: str, maxima: list[tuple[float, float, float]], top: int, symbol: str = "C") -> str:
+    lines = [title, f"  {'rank':>4} {'delta':>8} {symbol + '(delta)':>9} {'prominence':>10}"]
     lines += [f"  {r:>4} {d:>8g} {v:>9.4f} {p:>10.4f}" for r, (d, v, p) in enumerate(maxima[:top], start=1)]
     return "\n".join(lines if maxima else [title, "  no local maxima above the prominence threshold"])
 
@@ -155,25 +259,46 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.max_delta < 2:
         parser.error(f"--max-delta must be >= 2, got {args.max_delta}")
-    fields = preset_fields(args.preset)
-    overrides = {"head_dim": args.head_dim, "num_heads": args.num_heads, "theta": args.theta,
-                 "time_dim": args.time_dim, "method": args.method, "train_frames": args.train_frames,
-                 "target_frames": args.target_frames}
-    fields.update({k: v for k, v in overrides.items() if v is not None})
+    if args.checkpoint is not None and args.clips < 1:
+        parser.error(f"--clips must be >= 1, got {args.clips}")
+    given = [flag for dest, flag in ARCHITECTURE_OPTIONS.items() if getattr(args, dest) is not None]
+    given += ["--preset"] if args.preset is not None else []
+    if args.checkpoint is not None and given:
+        parser.error(f"{', '.join(given)} cannot be combined with --checkpoint, which fixes the architecture")
+    usage = None
     try:
-        spec = RopeSpec(**fields)
         jitter = JitterSpec(sigma=args.sigma, head_fraction=args.head_fraction, seed=args.seed)
-    except ValueError as err:
+        if args.checkpoint is None:
+            fields = preset_fields(args.preset or "tiny")
+            overrides = {"head_dim": args.head_dim, "num_heads": args.num_heads, "theta": args.theta,
+                         "time_dim": args.time_dim, "method": args.method, "train_frames": args.train_frames,
+                         "target_frames": args.target_frames}
+            fields.update({k: v for k, v in overrides.items() if v is not None})
+            spec = RopeSpec(**fields)
+        else:
+            cfg = checkpoint_run_config(args.checkpoint, args.method, args.target_frames, jitter)
+            spec = rope_spec_from_config(cfg.model, cfg.rope)
+            generator, _ = build_generator(cfg)
+            usage = reference_usage(generator, args.prompt, args.clips, cfg.model.train_frames,
+                                    cfg.model.image_size, args.seed)  # [L, H, K]
+    except (ValueError, CheckpointError) as err:
         parser.error(str(err))
 
     deltas = np.arange(args.max_delta + 1, dtype=np.float64)  # [N]
     unjittered = frame_frequencies(build_tables(spec))  # [H, Kt]
-    per_head = coherence_kernel(frame_frequencies(build_tables(spec, jitter)), deltas)  # [H, N]
+    jittered = frame_frequencies(build_tables(spec, jitter))  # [H, Kt]
+    per_head = coherence_kernel(jittered, deltas)  # [H, N]
     kernels = {"kernel": per_head.mean(axis=0), "kernel_no_jitter": head_averaged_kernel(unjittered, deltas)}
     columns = {"delta": deltas.astype(np.int64), **kernels}
     columns.update({f"head{h}": per_head[h] for h in range(spec.num_heads)})
+    if usage is not None:
+        per_layer = usage_weighted_kernel(jittered, usage, deltas).mean(axis=1)  # [L, N]
+        kernels["kernel_usage"] = per_layer.mean(axis=0)
+        columns["kernel_usage"] = kernels["kernel_usage"]
+        columns.update({f"kernel_usage_layer{layer}": values for layer, values in enumerate(per_layer)})
 
-    out = args.out or Path("results/phase") / f"{args.preset}_{spec.method}_s{args.sigma:g}.csv"
+    source = args.checkpoint.stem if args.checkpoint is not None else args.preset or "tiny"
+    out = args.out or Path("results/phase") / f"{source}_{spec.method}_s{args.sigma:g}.csv"
     maxima_path = out.with_name(f"{out.stem}_maxima.csv")
     maxima = {name: local_maxima(values, deltas, args.min_prominence) for name, values in kernels.items()}
     rows = [{"kernel": name, "rank": r, "delta": int(d), "value": v, "prominence": p}
@@ -184,11 +309,22 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(maxima_path, lambda tmp: maxima_table.to_csv(tmp, index=False))
 
     periods = 2.0 * math.pi / unjittered[0]
-    print(f"{args.preset}: {spec}\n{jitter}")
+    print(f"{args.checkpoint or source}: {spec}\n{jitter}")
     print("temporal periods 2π/ω (frames, unjittered): " + ", ".join(f"{t:.4g}" for t in periods.tolist()))
     print(_format_maxima("head-averaged C(Δ), no jitter:", maxima["kernel_no_jitter"], args.top))
     if jitter.sigma > 0:
         print(_format_maxima(f"head-averaged C(Δ), jitter σ={jitter.sigma}:", maxima["kernel"], args.top))
+    if usage is not None:
+        usage_path = out.with_name(f"{out.stem}_usage.csv")
+        usage_table = usage_frame(usage, jittered.numpy())
+        atomic_write(usage_path, lambda tmp: usage_table.to_csv(tmp, index=False))
+        shares = usage_table.groupby("pair")[["period", "share"]].mean()
+        print(f"temporal pair usage of {args.checkpoint} on {args.clips} {args.prompt} clips "
+              "(share of E|q_i||k_i|, mean over layers and heads): "
+              + ", ".join(f"2π/ω={row.period:.4g}: {row.share:.3f}" for row in shares.itertuples()))
+        print(_format_maxima("usage-weighted kernel U(Δ), mean over layers and heads:", maxima["kernel_usage"],
+                             args.top, symbol="U"))
+        print(f"wrote {usage_path}")
     print(f"wrote {out} and {maxima_path}")
     return 0
 

@@ -28,7 +28,7 @@ def environment() -> dict[str, Any]:
     return {
         "lolbench": lolbench.__version__,
         "git_revision": git_revision(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # TorchVersion would not load with weights_only=True
         "python": platform.python_version(),
         "threads": torch.get_num_threads(),
     }

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from lolbench.atomic import atomic_write, write_json
 from lolbench.models.build import architecture_from_config
 from lolbench.models.checkpoint import save_checkpoint
+from lolbench.models.sampler import to_model_space
 from lolbench.models.tiny import ClipAttention, TinyVideoNet
 from lolbench.provenance import environment
 from lolbench.rope import JitterSpec, Rotary, build_tables, rope_spec_from_config
@@ -59,11 +60,6 @@ def sample_batch(cfg: DictConfig, scenes: list[str], arch, rng: np.random.Genera
         clips[b, chunk:] = world.frames(origin + chunk + gap, frames - chunk)
     positions = torch.cat([torch.arange(chunk), torch.arange(chunk + gap, gap + frames)])
     return clips, scene_ids.astype(np.int64), positions
-
-
-def to_model_space(clips: np.ndarray) -> torch.Tensor:
-    """uint8 [B, F, H, W, 3] -> float [B, F, 3, H, W] in [-1, 1]."""
-    return torch.from_numpy(clips).permute(0, 1, 4, 2, 3).float().div(127.5).sub(1.0)
 
 
 def noise_levels(batch: int, num_chunks: int, context_noise: float, shift: float, rng: torch.Generator

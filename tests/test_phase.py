@@ -7,10 +7,15 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from omegaconf import OmegaConf
 
 from lolbench import phase
-from lolbench.phase import coherence_kernel, frame_frequencies, head_averaged_kernel, local_maxima
+from lolbench.models.checkpoint import save_checkpoint
+from lolbench.models.tiny import TinyConfig, TinyVideoNet
+from lolbench.phase import (
+    coherence_kernel, frame_frequencies, head_averaged_kernel, local_maxima, usage_weighted_kernel,
+)
 from lolbench.rope import RopeSpec, build_tables
 
 DELTAS = np.arange(0, 201, dtype=np.float64)
@@ -106,3 +111,64 @@ def test_tiny_preset_reads_model_config():
     RopeSpec(**fields)
     with pytest.raises(ValueError, match="preset='gpt' is not one of"):
         phase.preset_fields("gpt")
+
+
+def test_usage_weighted_kernel_known_answers():
+    freqs = frame_frequencies(build_tables(RopeSpec(head_dim=32, num_heads=6)))  # [6, 6]
+    one_pair = np.zeros((2, 6, 6))
+    one_pair[:, :, 1] = 5.0
+    kernel = usage_weighted_kernel(freqs, one_pair, DELTAS)
+    assert kernel.shape == (2, 6, 201)
+    np.testing.assert_allclose(kernel, np.broadcast_to(np.cos(freqs[0, 1].item() * DELTAS), kernel.shape),
+                               atol=1e-12)
+    uniform = usage_weighted_kernel(freqs, np.ones((1, 6, 6)), DELTAS)[0]  # mean cosine over the pairs
+    np.testing.assert_allclose(uniform, np.cos(freqs.numpy()[:, :, None] * DELTAS).mean(axis=1), atol=1e-12)
+    np.testing.assert_allclose(uniform[:, 0], 1.0, atol=1e-12)
+    assert np.all(np.abs(uniform) <= 1.0 + 1e-12)
+    with pytest.raises(ValueError, match=r"usage must be \[L, H, K\]"):
+        usage_weighted_kernel(freqs, np.ones((6, 6)), DELTAS)
+    with pytest.raises(ValueError, match="non-negative"):
+        usage_weighted_kernel(freqs, -np.ones((1, 6, 6)), DELTAS)
+    zero_head = np.ones((2, 6, 6))
+    zero_head[1, 4] = 0.0
+    with pytest.raises(ValueError, match="layer 1, head 4 is 0 on every temporal pair"):
+        usage_weighted_kernel(freqs, zero_head, DELTAS)
+
+
+@pytest.fixture(scope="module")
+def random_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "random.pt"
+    save_checkpoint(path, TinyVideoNet(TinyConfig()), {"note": "random weights for tests"})
+    return path
+
+
+def test_cli_with_checkpoint_adds_the_usage_weighted_kernel(tmp_path, capsys, random_checkpoint):
+    out = tmp_path / "k.csv"
+    args = ["--sigma", "0.8", "--max-delta", "120", "--out", str(out)]
+    assert phase.main([*args, "--checkpoint", str(random_checkpoint), "--clips", "1", "--prompt", "ocean"]) == 0
+    table = pd.read_csv(out)
+    layers = [f"kernel_usage_layer{layer}" for layer in range(TinyConfig().num_layers)]
+    assert list(table.columns) == (["delta", "kernel", "kernel_no_jitter"] + [f"head{h}" for h in range(6)]
+                                   + ["kernel_usage"] + layers)
+    np.testing.assert_allclose(table["kernel_usage"], table[layers].mean(axis=1), atol=1e-12)
+    np.testing.assert_allclose(table.loc[0, ["kernel_usage", *layers]].to_numpy(float), 1.0, atol=1e-12)
+    # the uniform kernels are those of the same architecture analysed without a model
+    phase.main([*args[:-1], str(tmp_path / "preset.csv"), "--preset", "tiny"])
+    preset = pd.read_csv(tmp_path / "preset.csv")
+    np.testing.assert_allclose(table["kernel"], preset["kernel"], atol=1e-12)
+    maxima = pd.read_csv(tmp_path / "k_maxima.csv")
+    assert set(maxima["kernel"]) == {"kernel", "kernel_no_jitter", "kernel_usage"}
+    usage = pd.read_csv(tmp_path / "k_usage.csv")
+    assert len(usage) == 4 * 6 * 6 and (usage["usage"] >= 0).all()
+    np.testing.assert_allclose(usage.groupby(["layer", "head"])["share"].sum(), 1.0, atol=1e-9)
+    printed = capsys.readouterr().out
+    assert "usage-weighted kernel U(Δ)" in printed and "U(delta)" in printed
+
+
+def test_cli_checkpoint_fixes_the_architecture(tmp_path, random_checkpoint):
+    for extra in (["--head-dim", "16"], ["--preset", "tiny"]):
+        with pytest.raises(SystemExit):
+            phase.main(["--checkpoint", str(random_checkpoint), *extra, "--out", str(tmp_path / "k.csv")])
+    with pytest.raises(SystemExit):
+        phase.main(["--checkpoint", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "k.csv")])

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from lolbench.cache import StreamingKVCache
 from lolbench.generator import Chunk
-from lolbench.models.tiny import TinyVideoNet
+from lolbench.models.tiny import ClipAttention, TinyVideoNet
 
 
 def sampling_times(steps: int, shift: float) -> list[float]:
@@ -22,6 +22,11 @@ def sampling_times(steps: int, shift: float) -> list[float]:
     return [float(shift * t / (1 + (shift - 1) * t)) for t in ts]
 
 
+def to_model_space(frames: np.ndarray) -> Tensor:
+    """uint8 [B, F, H, W, 3] -> float [B, F, 3, H, W] in [-1, 1] (the inverse of ``to_uint8``)."""
+    return torch.from_numpy(frames).permute(0, 1, 4, 2, 3).float().div(127.5).sub(1.0)
+
+
 def to_uint8(x: Tensor) -> np.ndarray:
     """[B, F, 3, H, W] in [-1, 1] -> uint8 [B, F, H, W, 3]."""
     x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
@@ -29,7 +34,7 @@ def to_uint8(x: Tensor) -> np.ndarray:
 
 
 class TinyGenerator:
-    """The tiny model as a :class:`lolbench.generator.VideoGenerator`.
+    """The tiny model as a :class:`lolbench.generator.VideoGenerator` and :class:`~lolbench.generator.FrequencyUsage`.
 
     Each chunk starts from Gaussian noise, is denoised in ``steps`` Euler steps (each a forward pass whose
     attention reads, but does not change, the cache), and is then passed once more at t = 0 so that its clean
@@ -59,10 +64,13 @@ class TinyGenerator:
         self._rng: torch.Generator | None = None
         self._next_frame = 0
 
-    def reset(self, prompt: str, seed: int) -> None:
+    def _scene_id(self, prompt: str) -> Tensor:
         if prompt not in self.scenes:
             raise ValueError(f"prompt={prompt!r} is not a scene of the built-in model; allowed: {self.scenes}")
-        self._scene = torch.tensor([self.scenes.index(prompt)], device=self.device)
+        return torch.tensor([self.scenes.index(prompt)], device=self.device)
+
+    def reset(self, prompt: str, seed: int) -> None:
+        self._scene = self._scene_id(prompt)
         self._rng = torch.Generator(device="cpu").manual_seed(seed)
         self._next_frame = 0
         self.cache.reset()
@@ -97,3 +105,38 @@ class TinyGenerator:
             probe=stats.probes[0] if stats.probes else None,
             stats=dict(stats.gate),
         )
+
+    @torch.no_grad()
+    def temporal_pair_usage(self, clips: np.ndarray, prompt: str) -> np.ndarray:
+        """:class:`lolbench.generator.FrequencyUsage`: ``E|q_i| * E|k_i|`` per layer, head, temporal pair: [L, H, K].
+
+        One clean pass (t = 0) over the clips with block-causal attention at positions 0..F-1 (``ClipAttention``,
+        with this generator's RoPE tables, jitter included), the way a video generated from its first frame is
+        read. Magnitudes of the 2-vectors (q[2i], q[2i+1]) are rotation invariant, so "before rotation" only
+        says where they are taken; means run over clips and tokens. Does not touch the cache or the rollout.
+        """
+        cfg = self.net.cfg
+        if not isinstance(clips, np.ndarray) or clips.dtype != np.uint8 or clips.ndim != 5 or clips.shape[-1] != 3:
+            raise ValueError(f"clips must be uint8 [B, F, H, W, 3], got {getattr(clips, 'dtype', type(clips))} "
+                             f"{getattr(clips, 'shape', '')}")
+        if clips.shape[2:4] != (cfg.image_size, cfg.image_size):
+            raise ValueError(f"clips must be {cfg.image_size}x{cfg.image_size} frames, got {clips.shape[2:4]}")
+        scene = self._scene_id(prompt)
+        batch, frames = clips.shape[:2]
+        rotary = self.cache.rotary
+        pairs = rotary.tables.time.shape[1]  # K temporal pairs: head dims [0, 2K)
+        clip_attention = ClipAttention(rotary, frames, self.chunk_frames)
+        q_mag = torch.full((cfg.num_layers, cfg.num_heads, pairs), float("nan"), dtype=torch.float64)
+        k_mag = torch.full_like(q_mag, float("nan"))
+
+        def attend(layer: int, q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+            # q, k: [B, H, N, D] -> temporal pairs [B, H, N, K, 2] -> magnitudes averaged to [H, K]
+            q_mag[layer] = q[..., : 2 * pairs].unflatten(-1, (pairs, 2)).norm(dim=-1).mean(dim=(0, 2)).double().cpu()
+            k_mag[layer] = k[..., : 2 * pairs].unflatten(-1, (pairs, 2)).norm(dim=-1).mean(dim=(0, 2)).double().cpu()
+            return clip_attention(layer, q, k, v)
+
+        x = to_model_space(clips)  # [B, F, 3, H, W]
+        self.net(x.to(self.device), torch.zeros(batch, frames, device=self.device), scene.expand(batch), attend)
+        if torch.isnan(q_mag).any():
+            raise RuntimeError("temporal_pair_usage: some layers never called attention")
+        return (q_mag * k_mag).numpy()
