@@ -28,7 +28,7 @@ def test_each_sink_writes_exactly_the_requested_frames(run_config, tmp_path, sin
     assert count_frames(tmp_path / "video.mp4") == 20
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["config"]["sink"]["name"] == sink
-    assert saved["model"]["backbone"] == "tiny(random-init)"
+    assert saved["model"]["backbone"] == "tiny" and len(saved["model"]["checkpoint_sha256"]) == 64
     assert (tmp_path / "curves.parquet").exists() and (tmp_path / "chunks.parquet").exists()
 
 
@@ -41,12 +41,20 @@ def test_each_sink_writes_exactly_the_requested_frames(run_config, tmp_path, sin
         (["prompt=nowhere"], "prompt"),
         (["num_frames=0"], "num_frames"),
         (["rope.positions=sideways"], "rope.positions"),
+        (["model.checkpoint=/no/such/tiny.pt"], "model.checkpoint"),
+        (["model.num_layers=6"], "model.num_layers"),
     ],
 )
 def test_invalid_settings_fail_before_any_frame(run_config, tmp_path, overrides, key):
     with pytest.raises(ValueError, match=key):
         run(run_config([*FAST, *overrides]), tmp_path, progress=False)
     assert not (tmp_path / "video.mp4").exists()
+
+
+def test_without_a_checkpoint_results_say_random_init(run_config, tmp_path, caplog):
+    summary = run(run_config([*FAST, "model.checkpoint=null"]), tmp_path, progress=False)
+    assert summary["model"]["backbone"] == "tiny(random-init)" and summary["model"]["checkpoint_sha256"] is None
+    assert "RANDOM weights" in caplog.text
 
 
 def test_the_users_command_works_as_typed_and_unknown_options_are_named(tmp_path):
