@@ -99,7 +99,8 @@ def generate(
     """Stream ``num_frames`` frames through the writer and the metrics. Returns False if interrupted."""
     done = 0
     chunk_index = 0
-    with tqdm(total=num_frames, unit="frame", disable=not progress, dynamic_ncols=True) as bar:
+    # disable=None: no bar when stderr is not a terminal (sweep logs), one when it is
+    with tqdm(total=num_frames, unit="frame", disable=None if progress else True, dynamic_ncols=True) as bar:
         try:
             while done < num_frames:
                 probe = probe_every > 0 and chunk_index % probe_every == 0
