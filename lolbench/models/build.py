@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from lolbench.cache import StreamingKVCache, build_policy
 from lolbench.generator import VideoGenerator
-from lolbench.models.checkpoint import load_checkpoint
+from lolbench.models.checkpoint import load_checkpoint, resolve_checkpoint
 from lolbench.models.sampler import TinyGenerator
 from lolbench.models.tiny import TinyConfig, TinyVideoNet
 from lolbench.rope import Rotary, build_tables, jitter_spec_from_config, position_mode, rope_spec_from_config
@@ -45,7 +45,8 @@ def _load_net(model_cfg: DictConfig) -> tuple[TinyVideoNet, dict[str, Any]]:
                 f"model.{field.name}={getattr(wanted, field.name)} but checkpoint {model_cfg.checkpoint} was "
                 f"trained with {getattr(net.cfg, field.name)}"
             )
-    return net, {"backbone": "tiny", "checkpoint": str(model_cfg.checkpoint), "checkpoint_sha256": sha,
+    return net, {"backbone": "tiny", "checkpoint": str(resolve_checkpoint(model_cfg.checkpoint)),
+                 "checkpoint_sha256": sha,
                  "scenes": meta.get("scenes", list(SCENES)), "checkpoint_meta": meta}
 
 
@@ -83,5 +84,6 @@ def build_generator(cfg: DictConfig) -> tuple[VideoGenerator, dict[str, Any]]:
     if name == "tiny":
         return build_tiny(cfg)
     if name == "world":
-        return WorldVideo(size=cfg.model.size), {"backbone": "world(procedural reference, no model)"}
+        world = WorldVideo(size=cfg.model.size, chunk_frames=cfg.model.chunk_frames)
+        return world, {"backbone": "world(procedural reference, no model)"}
     raise ValueError(f"model.name={name!r}; allowed: {list(MODELS)}")
