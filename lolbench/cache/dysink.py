@@ -86,6 +86,9 @@ class MemoryBank:
         self.embedding = np.zeros((batch, size, dim), dtype=np.float32)  # [B, size, E]
         self.chunk = np.full((batch, size), -1, dtype=np.int64)  # chunk index per slot, -1 = free
         self.recent = np.zeros((batch, query_chunks, dim), dtype=np.float32)  # ring of the last chunks' embeddings
+        # cosine between stored entries, kept up to date on every store so that eviction needs no [size, size]
+        # product per chunk; rows of free slots are stale until the slot is filled (eviction only runs when full)
+        self.similarity = np.full((batch, size, size), -np.inf, dtype=np.float32)  # [B, size, size]
         self.seen = 0  # chunks observed since reset
 
     def reset(self) -> None:
@@ -126,20 +129,23 @@ class MemoryBank:
             if occupied.any() and cosine[occupied].max() > self.dedup_threshold:
                 continue
             free = np.flatnonzero(~occupied)
-            slots[b] = free[0] if free.size else self._most_redundant(b, cosine)
-            self.embedding[b, slots[b]] = embedding[b]
-            self.chunk[b, slots[b]] = chunk
+            slot = free[0] if free.size else self._most_redundant(b, cosine)
+            self.embedding[b, slot] = embedding[b]
+            self.chunk[b, slot] = chunk
+            self.similarity[b, slot, :] = cosine
+            self.similarity[b, :, slot] = cosine
+            self.similarity[b, slot, slot] = -np.inf
+            slots[b] = slot
         return slots
 
     def _most_redundant(self, b: int, cosine_to_new: np.ndarray) -> int:
-        pairwise = np.einsum("se,te->st", self.embedding[b], self.embedding[b])  # [size, size]
-        np.fill_diagonal(pairwise, -np.inf)
-        redundancy = np.maximum(pairwise.max(axis=1), cosine_to_new)  # [size]
+        redundancy = np.maximum(self.similarity[b].max(axis=1), cosine_to_new)  # [size]
         candidates = np.flatnonzero(redundancy == redundancy.max())
         return int(candidates[np.argmin(self.chunk[b, candidates])])
 
     def buffers(self) -> dict[str, np.ndarray]:
-        return {"bank_embedding": self.embedding, "bank_chunk": self.chunk, "bank_recent": self.recent}
+        return {"bank_embedding": self.embedding, "bank_chunk": self.chunk, "bank_recent": self.recent,
+                "bank_similarity": self.similarity}
 
 
 def gate_consensus(q_mean: Tensor, entry_keys: Tensor, local_key: Tensor) -> Tensor:
