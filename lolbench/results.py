@@ -33,7 +33,7 @@ import pandas as pd
 from lolbench.atomic import atomic_write
 from lolbench.metrics.sink_distance import sink_collapse_summary
 from lolbench.metrics.suite import backbone_names
-from lolbench.probes import FrameKind
+from lolbench.probes import AttentionProbe, FrameKind
 
 SUMMARY_FILE = "summary.json"
 CURVES_FILE = "curves.parquet"
@@ -182,6 +182,27 @@ class Probes:
     def context_frames(self) -> np.ndarray:
         """[n] real (unpadded) key frames of each probe."""
         return (self.kind >= 0).sum(axis=1)
+
+
+def write_probes(path: str | Path, probes: Sequence[AttentionProbe]) -> None:
+    """Write a run's probes as probes.npz (atomically): mass [n, L, H, S], frame_index [n, S], kind [n, S],
+    chunk_index [n]; padded with NaN / -1 where an early chunk had fewer key frames."""
+    n = len(probes)
+    L, H = probes[0].mass.shape[:2]
+    S = max(len(p.frame_index) for p in probes)
+    mass = np.full((n, L, H, S), np.nan, dtype=np.float32)
+    frame_index = np.full((n, S), -1, dtype=np.int64)
+    kind = np.full((n, S), -1, dtype=np.int8)
+    for i, p in enumerate(probes):
+        s = len(p.frame_index)
+        mass[i, :, :, :s], frame_index[i, :s], kind[i, :s] = p.mass, p.frame_index, p.kind
+    chunk_index = np.array([p.chunk_index for p in probes], dtype=np.int64)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
+            np.savez_compressed(f, mass=mass, frame_index=frame_index, kind=kind, chunk_index=chunk_index)
+
+    atomic_write(path, write)
 
 
 def load_probes(run_dir: str | Path) -> Probes | None:

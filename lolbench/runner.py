@@ -23,7 +23,7 @@ from lolbench.metrics.suite import MetricSuite, build_suite
 from lolbench.models.build import build_generator
 from lolbench.probes import AttentionProbe, FrameKind
 from lolbench.provenance import environment
-from lolbench.results import write_series
+from lolbench.results import write_probes, write_series
 from lolbench.tracking import RunLogger, build_logger
 from lolbench.video_io import VideoWriter
 
@@ -65,36 +65,9 @@ class GenerationLog:
         return out
 
 
-@dataclass
-class ProbeRecorder:
-    """Keeps every attention probe of the run (small: L x H x S floats per probed chunk) for later figures."""
-
-    probes: list[AttentionProbe] = field(default_factory=list)
-
-    def save(self, path: Path) -> None:
-        """probes.npz: mass [n, L, H, S], frame_index [n, S], kind [n, S], chunk_index [n]; padded with
-        NaN / -1 where an early chunk had fewer key frames."""
-        n = len(self.probes)
-        L, H = self.probes[0].mass.shape[:2]
-        S = max(len(p.frame_index) for p in self.probes)
-        mass = np.full((n, L, H, S), np.nan, dtype=np.float32)
-        frame_index = np.full((n, S), -1, dtype=np.int64)
-        kind = np.full((n, S), -1, dtype=np.int8)
-        for i, p in enumerate(self.probes):
-            s = len(p.frame_index)
-            mass[i, :, :, :s], frame_index[i, :s], kind[i, :s] = p.mass, p.frame_index, p.kind
-        chunk_index = np.array([p.chunk_index for p in self.probes], dtype=np.int64)
-
-        def write(tmp: Path) -> None:
-            with open(tmp, "wb") as f:  # a file object: np.savez would append ".npz" to a path
-                np.savez_compressed(f, mass=mass, frame_index=frame_index, kind=kind, chunk_index=chunk_index)
-
-        atomic_write(path, write)
-
-
 def generate(
     generator: VideoGenerator, suite: MetricSuite, writer: VideoWriter, num_frames: int, probe_every: int,
-    gen_log: GenerationLog, probes: ProbeRecorder, logger: RunLogger, progress: bool = True,
+    gen_log: GenerationLog, probes: list[AttentionProbe], logger: RunLogger, progress: bool = True,
 ) -> bool:
     """Stream ``num_frames`` frames through the writer and the metrics. Returns False if interrupted."""
     done = 0
@@ -114,7 +87,7 @@ def generate(
                 suite.update_frames(frames)
                 if chunk.probe is not None:
                     suite.update_probe(chunk.probe)
-                    probes.probes.append(chunk.probe)
+                    probes.append(chunk.probe)
                 done += len(frames)
                 chunk_index += 1
                 bar.update(len(frames))
@@ -155,7 +128,7 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
     out_dir.mkdir(parents=True, exist_ok=True)
     logger = build_logger(cfg.logger, out_dir, cfg)
     gen_log = GenerationLog()
-    probes = ProbeRecorder()
+    probes: list[AttentionProbe] = []  # small: L x H x S floats per probed chunk, kept for figures
     log.info("model %s, writing to %s", model_info["backbone"], out_dir)
     start = time.perf_counter()
     with VideoWriter(out_dir / "video.mp4", fps=generator.fps, scale=cfg.video_scale) as writer:
@@ -179,8 +152,8 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
         "events": suite.events() if frames_done else [],
     }
     summary["files"] = ["video.mp4", *write_curves(out_dir, suite, gen_log), "summary.json"]
-    if probes.probes:
-        probes.save(out_dir / "probes.npz")
+    if probes:
+        write_probes(out_dir / "probes.npz", probes)
         summary["files"].append("probes.npz")
     write_json(out_dir / "summary.json", summary)
     logger.finish(summary, out_dir)

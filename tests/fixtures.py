@@ -21,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from lolbench.atomic import write_json
 from lolbench.config import compose_run_config
 from lolbench.metrics.sink_distance import SinkSettings, collapse_events, normalize_curve, summarize_sink_curve
-from lolbench.probes import FrameKind
-from lolbench.results import write_series
+from lolbench.probes import AttentionProbe, FrameKind
+from lolbench.results import write_probes, write_series
 from lolbench.video_io import VideoWriter
 
 FPS = 16.0
@@ -113,26 +113,24 @@ def write_run(run_dir: Path, config: dict[str, Any], *, frames: int = 120, perio
 
 
 def _write_probes(run_dir: Path, probed: np.ndarray, sink_mass: np.ndarray) -> None:
-    """probes.npz: chunk 0 sees only itself, chunk c < 4 fewer local frames (padding: NaN mass, kind -1), later
+    """probes.npz: chunk 0 sees only itself, chunk c < 4 fewer local frames (padded by write_probes), later
     chunks 3 sink + 9 local + 3 current frames; the sink mass of a chunk is ``sink_mass[chunk]``."""
-    slots = SINK_FRAMES + 9 + CHUNK
-    mass = np.full((len(probed), LAYERS, HEADS, slots), np.nan, np.float32)  # [n, L, H, S]
-    frame_index = np.full((len(probed), slots), -1, np.int64)
-    kind = np.full((len(probed), slots), -1, np.int8)
-    for i, chunk in enumerate(probed):
+    probes = []
+    for chunk in probed:
         first = int(chunk) * CHUNK
         if chunk == 0:
-            frame_index[i, :CHUNK], kind[i, :CHUNK] = np.arange(CHUNK), int(FrameKind.CURRENT)
-            mass[i, :, :, :CHUNK] = 1.0 / CHUNK
-            continue
-        local = np.arange(max(SINK_FRAMES, first - 9), first)
-        frames = np.concatenate([np.arange(SINK_FRAMES), local, np.arange(first, first + CHUNK)])
-        kinds = [FrameKind.SINK] * SINK_FRAMES + [FrameKind.LOCAL] * len(local) + [FrameKind.CURRENT] * CHUNK
-        n = len(frames)
-        frame_index[i, :n], kind[i, :n] = frames, np.array(kinds, np.int8)
-        mass[i, :, :, :SINK_FRAMES] = sink_mass[chunk] / SINK_FRAMES
-        mass[i, :, :, SINK_FRAMES:n] = (1.0 - sink_mass[chunk]) / (n - SINK_FRAMES)
-    np.savez(run_dir / "probes.npz", mass=mass, frame_index=frame_index, kind=kind, chunk_index=probed)
+            frames, kinds = np.arange(CHUNK), [FrameKind.CURRENT] * CHUNK
+            mass = np.full((LAYERS, HEADS, CHUNK), 1.0 / CHUNK, np.float32)
+        else:
+            local = np.arange(max(SINK_FRAMES, first - 9), first)
+            frames = np.concatenate([np.arange(SINK_FRAMES), local, np.arange(first, first + CHUNK)])
+            kinds = [FrameKind.SINK] * SINK_FRAMES + [FrameKind.LOCAL] * len(local) + [FrameKind.CURRENT] * CHUNK
+            mass = np.empty((LAYERS, HEADS, len(frames)), np.float32)  # [L, H, S]
+            mass[:, :, :SINK_FRAMES] = sink_mass[chunk] / SINK_FRAMES
+            mass[:, :, SINK_FRAMES:] = (1.0 - sink_mass[chunk]) / (len(frames) - SINK_FRAMES)
+        probes.append(AttentionProbe(chunk_index=int(chunk), mass=mass, frame_index=frames.astype(np.int64),
+                                     kind=np.array(kinds, np.int8)))
+    write_probes(run_dir / "probes.npz", probes)
 
 
 ROPE_METHODS = {"plain": ("none", 0.0), "pi": ("pi", 0.0), "ntk": ("ntk", 0.0), "yarn": ("yarn", 0.0),
