@@ -19,7 +19,7 @@ def main(cfg: DictConfig) -> float:
     summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
     print(f"{summary['frames']} frames at {summary['generation_fps']:.0f} frames/s -> "
           f"{HydraConfig.get().runtime.output_dir}")
-    drop = summary["metrics"].get("sink_distance_drop[rms]")
+    drop = summary["metrics"].get("sink_collapse_drop[rms]")
     return float(drop) if isinstance(drop, (int, float)) else float("nan")
 
 

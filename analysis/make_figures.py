@@ -74,9 +74,9 @@ def metric_heading(base: str, key: str) -> str:
 def setting_stats(runs: pd.DataFrame, by: list[str]) -> tuple[pd.DataFrame, dict[str, str]]:
     """SC-Max/SC-Avg and the table metrics (mean ± std over seeds) per setting, and base -> column key."""
     try:
-        keys = {"sc": metric_key(runs, "sink_distance_drop")}
+        keys = {"sc": metric_key(runs, "sink_collapse_drop")}
     except KeyError as err:
-        raise Skip(f"the runs have no sink-distance drop to compute SC-Max / SC-Avg from ({err})") from None
+        raise Skip(f"the runs have no sink-collapse drop to compute SC-Max / SC-Avg from ({err})") from None
     for base in TABLE_METRICS:
         try:
             keys[base] = metric_key(runs, base)
@@ -299,7 +299,7 @@ def phase_sink_distance(exp: ExperimentRuns, out: Path) -> list[Path]:
 def phase_attention_maps(exp: ExperimentRuns, out: Path) -> list[Path]:
     runs = absolute_runs(exp)
     runs = runs[runs["cfg.jitter.sigma"] == runs["cfg.jitter.sigma"].min()]
-    drop = numeric(runs, metric_key(runs, "sink_distance_drop"))
+    drop = numeric(runs, metric_key(runs, "sink_collapse_drop"))
     for index in drop.sort_values(ascending=False, na_position="last").index:  # deepest collapse with probes
         probes = load_probes(runs.loc[index, "run_dir"])
         if probes is not None:

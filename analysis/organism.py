@@ -53,12 +53,13 @@ from lolbench.metrics.clips import clip_length
 from lolbench.metrics.dynamic import DynamicDegree
 from lolbench.metrics.heads import probe_stats
 from lolbench.metrics.motion import MotionFidelity
-from lolbench.metrics.sink_distance import SinkSettings, collapse_events, cross_run_coherence
+from lolbench.metrics.sink_distance import SinkSettings, collapse_events
 from lolbench.models.build import build_generator
 from lolbench.models.sampler import TinyGenerator
 from lolbench.phase import coherence_kernel, frame_frequencies, local_maxima, reference_usage, usage_weighted_kernel
 from lolbench.probes import AttentionProbe, FrameKind
 from lolbench.results import Probes, find_runs, load_probes, load_runs, load_tables, read_summary, setting_columns
+from lolbench.stats import Matching, cross_run_coherence, match_events, pearson
 from lolbench.rope import build_tables, jitter_spec_from_config, position_mode, rope_spec_from_config
 from lolbench.runner import run
 from lolbench.video_io import open_video, write_frame_strip
@@ -251,34 +252,6 @@ def rollout(args: argparse.Namespace) -> list[Path]:
 # collapse: events and sink attention vs the model's own phase kernels
 
 
-@dataclass(frozen=True)
-class Matching:
-    """Events (or attention peaks) against predicted frames (kernel maxima)."""
-
-    hits: int  # events within ±tolerance frames of a maximum
-    misses: int  # events with no maximum that close
-    coverage: float  # fraction of analysed frames within ±tolerance of a maximum: the hit rate of random events
-
-    @property
-    def expected_hits(self) -> float:
-        """Hits that events placed at random frames would score."""
-        return self.coverage * (self.hits + self.misses)
-
-
-def match_events(events: Sequence[int], maxima: Sequence[int], start: int, stop: int, tolerance: int = 3
-                 ) -> Matching:
-    """Count events within ``tolerance`` frames of a maximum, over the analysed frames [start, stop)."""
-    if tolerance < 0 or stop <= start:
-        raise ValueError(f"need tolerance >= 0 and stop > start, got tolerance={tolerance}, [{start}, {stop})")
-    peaks = np.asarray(maxima, dtype=np.int64)
-    frames = np.arange(start, stop)
-    near = np.zeros(len(frames), dtype=bool)
-    for peak in peaks:
-        near |= np.abs(frames - peak) <= tolerance
-    hits = sum(bool(len(peaks)) and int(np.min(np.abs(peaks - e))) <= tolerance for e in events)
-    return Matching(hits=int(hits), misses=len(events) - int(hits), coverage=float(near.mean()))
-
-
 def nearest_distance(frame: int, maxima: Sequence[int]) -> float:
     """Frames from ``frame`` to the nearest maximum (NaN when there is none)."""
     return float(np.min(np.abs(np.asarray(maxima) - frame))) if len(maxima) else np.nan
@@ -375,8 +348,8 @@ class RunData:
         return int(self.summary["frames"])
 
     def late_chunks(self) -> pd.DataFrame:
-        """Probed chunks that start at or after the warm-up (where events are looked for)."""
-        return self.chunks[self.chunks["first_frame"] >= self.settings.warmup] if len(self.chunks) else self.chunks
+        """Probed chunks that start at or after the settled frames (where events are looked for)."""
+        return self.chunks[self.chunks["first_frame"] >= self.settings.settled] if len(self.chunks) else self.chunks
 
 
 def sink_settings(cfg: DictConfig, threshold: float | None) -> SinkSettings:
@@ -389,12 +362,13 @@ def sink_settings(cfg: DictConfig, threshold: float | None) -> SinkSettings:
     return SinkSettings(fps=FPS, **values)
 
 
-def normalized_curve(run_dir: Path) -> np.ndarray | None:
-    """The run's normalized sink-distance curve (the first ``sink_distance[...]`` column), None without one."""
+def stored_curve(run_dir: Path, prefix: str) -> np.ndarray | None:
+    """The run's first ``prefix[...]`` per-frame curve (``sink_distance``: normalized; ``sink_collapse_curve``:
+    normalized / chance, NaN before the settled frames), None without one."""
     frames = load_tables(run_dir).frames
     if frames is None:
         return None
-    names = [c for c in frames.columns if c.startswith("sink_distance[")]
+    names = [c for c in frames.columns if c.startswith(f"{prefix}[")]
     return frames[names[0]].to_numpy(dtype=np.float64) if names else None
 
 
@@ -430,10 +404,11 @@ def load_run(run_dir: Path, setting: str, threshold: float | None, usage: UsageC
     summary = read_summary(run_dir)
     cfg = OmegaConf.create(summary["config"])
     settings = sink_settings(cfg, threshold)
-    curve = normalized_curve(run_dir)  # None: no events and no part in cross-run coherence
-    events = [] if curve is None else [
-        (e.frame, e.distance) for e in collapse_events(curve, settings.threshold, settings.min_separation,
-                                                       settings.warmup)]
+    curve = stored_curve(run_dir, "sink_distance")  # None: no part in cross-run coherence
+    collapse = stored_curve(run_dir, "sink_collapse_curve")  # None: no events (a run before sink_distance v2)
+    events = [] if collapse is None else [
+        (e.frame, e.distance) for e in collapse_events(collapse, settings.threshold, settings.min_separation,
+                                                       settings.settled)]
     kernels = run_kernels(cfg, summary, int(summary["frames"]) + 1, usage)
     chunk_frames = int(cfg.model.chunk_frames)
     sink = build_policy(cfg.sink, chunk_frames).sink_frames if cfg.model.name == "tiny" else 0
@@ -454,7 +429,7 @@ def kernel_maxima(run: RunData, name: str, min_prominence: float) -> list[int] |
         return unavailable(f"rope.positions={run.kernels.mode}: the query-sink distance does not grow with the frame")
     frames = np.arange(run.frames)
     per_frame = run.kernels.at(name, frames[:, None] - np.asarray(run.sink_frames)[None, :]).mean(axis=1)  # [F]
-    start = run.settings.warmup
+    start = run.settings.settled
     if run.frames - start < 3:
         return unavailable(f"fewer than 3 frames after the warm-up of {start}")
     return [int(d) for d, _, _ in local_maxima(per_frame[start:], frames[start:].astype(np.float64), min_prominence)]
@@ -471,15 +446,6 @@ def attention_peaks(chunks: pd.DataFrame, prominence: float) -> list[int]:
         return []
     found = local_maxima(values, part["first_frame"].to_numpy(dtype=np.float64), prominence * values.std())
     return [int(d) for d, _, _ in found]
-
-
-def pearson(x: np.ndarray, y: np.ndarray) -> float | str:
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3:
-        return unavailable(f"needs >= 3 chunks, got {int(ok.sum())}")
-    if np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return unavailable("constant over the chunks")
-    return float(np.corrcoef(x[ok], y[ok])[0, 1])
 
 
 def run_labels(run: RunData) -> dict[str, Any]:
@@ -511,7 +477,7 @@ def kernel_rows(run: RunData, name: str, found: list[int] | str, tolerance: int,
     late = run.late_chunks()
     if isinstance(found, str):
         return {**base, "events": len(run.events), "hits": found}, {**base, "chunks": len(late), "pearson_r": found}
-    start, stop = run.settings.warmup, run.frames
+    start, stop = run.settings.settled, run.frames
     hits = match_events([f for f, _ in run.events], found, start, stop, tolerance)
     events = {**base, "events": len(run.events), "hits": hits.hits, "misses": hits.misses,
               "kernel_maxima": len(found), "coverage": hits.coverage, "expected_hits": hits.expected_hits}
@@ -628,7 +594,7 @@ def setting_summary(runs: Sequence[RunData]) -> pd.DataFrame:
                 mean_std([metric_value(r.summary, base) for r in group])
         curves = [r.curve for r in group if r.curve is not None]
         try:
-            row["cross_run_coherence"] = cross_run_coherence(curves, start=group[0].settings.warmup,
+            row["cross_run_coherence"] = cross_run_coherence(curves, start=group[0].settings.settled,
                                                              trend=group[0].settings.trend)
         except ValueError as err:
             row["cross_run_coherence"] = unavailable(str(err))

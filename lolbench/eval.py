@@ -28,7 +28,8 @@ from omegaconf import DictConfig, OmegaConf
 import lolbench
 from lolbench.atomic import atomic_write, write_json
 from lolbench.config import CONF_DIR
-from lolbench.metrics.sink_distance import SinkDistance, cross_run_coherence, sink_collapse_summary
+from lolbench.metrics.sink_distance import SinkSettings
+from lolbench.stats import cross_run_coherence, sink_collapse_summary
 from lolbench.metrics.suite import MetricSuite, backbone_names, build_suite
 from lolbench.provenance import git_revision
 from lolbench.video_io import VideoReadError, open_video
@@ -64,12 +65,6 @@ def load_metrics_config(path: Path, sink_frames: int | None, overrides: list[str
     return cfg
 
 
-def min_frames(suite: MetricSuite) -> int:
-    """Frames a video needs: more than the sink-distance warm-up (which includes the sink frames)."""
-    warmups = [m.settings.warmup for m in suite.frame_metrics if isinstance(m, SinkDistance)]
-    return max(warmups, default=1) + 1
-
-
 def measure(path: Path, cfg: DictConfig, fps: float | None, chunk: int) -> tuple[MetricSuite, int, float]:
     """Stream one video through a fresh suite; returns (suite, frames, fps)."""
     source = open_video(path)
@@ -81,33 +76,31 @@ def measure(path: Path, cfg: DictConfig, fps: float | None, chunk: int) -> tuple
     for frames_chunk in source.chunks(chunk):
         suite.update_frames(frames_chunk)
         frames += len(frames_chunk)
-    needed = min_frames(suite)
+    needed = suite.min_frames()
     if frames < needed:
         raise EvalError(f"{path}: too short: {frames} frames, the metrics need at least {needed} "
-                        f"(sink frames and warm-up at {rate:g} fps)")
+                        f"(sink frames, warm-up and reference window at {rate:g} fps)")
     return suite, frames, rate
 
 
-def plot_sink_distance(path: Path, suite: MetricSuite, fps: float, title: str) -> None:
-    """Normalized sink-distance curve(s) over time, warm-up shaded, collapse events marked."""
+def plot_sink_distance(path: Path, suite: MetricSuite, fps: float, title: str, threshold: float) -> None:
+    """Sink-collapse curve(s) (normalized distance / chance, drawn from the reference window's end) over time,
+    collapse events marked."""
     fig = Figure(figsize=(9, 3.2), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
-    for metric in suite.frame_metrics:
-        if not isinstance(metric, SinkDistance):
+    events = suite.events()
+    for key, curve in suite.curves().items():
+        if not key.startswith("sink_collapse_curve["):
             continue
-        curve = metric.normalized_curve()
-        if curve is None:
-            continue
-        seconds = np.arange(len(curve)) / fps
-        ax.plot(seconds, curve, lw=0.9, label=f"sink distance [{metric.tag}]")
-        ax.axhline(metric.settings.threshold, color="grey", ls="--", lw=0.8, label="event threshold")
-        ax.axvspan(0, metric.settings.warmup / fps, color="grey", alpha=0.15, lw=0, label="warm-up")
-        events = metric.events()
-        if events:
-            ax.scatter([e.frame / fps for e in events], [e.distance for e in events], color="red", zorder=3,
-                       s=18, label=f"collapse events ({len(events)})")
-    ax.set(xlabel="time [s]", ylabel="distance / reference", title=title)
+        tag = key.removeprefix("sink_collapse_curve")
+        ax.plot(np.arange(len(curve)) / fps, curve, lw=0.9, label=f"sink-collapse curve {tag}")
+        ax.axhline(threshold, color="grey", ls="--", lw=0.8, label="event threshold")
+        mine = [e for e in events if e["metric"] == f"sink_distance{tag}"]
+        if mine:
+            ax.scatter([e["time_s"] for e in mine], [e["distance"] for e in mine], color="red", zorder=3,
+                       s=18, label=f"collapse events ({len(mine)})")
+    ax.set(xlabel="time [s]", ylabel="distance / (reference x chance)", title=title)
     if ax.lines:
         ax.legend(loc="best", fontsize=8)
     else:
@@ -144,11 +137,15 @@ def evaluate(path: Path, name: str, out: Path, cfg: DictConfig, fps: float | Non
     }
     curves = suite.curves()
     save_curves(out / f"{name}.curves.npz", curves)
-    plot_sink_distance(out / f"{name}.sink_distance.png", suite, rate, f"{name} ({frames} frames)")
+    sink_cfg = cfg.get("sink_distance") or {}
+    plot_sink_distance(out / f"{name}.sink_distance.png", suite, rate, f"{name} ({frames} frames)",
+                       sink_cfg.get("threshold", SinkSettings.threshold))
     write_json(out / f"{name}.json", record)
-    sinks = {m.tag: (m.normalized_curve(), m.settings) for m in suite.frame_metrics if isinstance(m, SinkDistance)}
-    return Evaluation(name, record, {tag: (curve[settings.warmup:], settings.trend)
-                                     for tag, (curve, settings) in sinks.items() if curve is not None})
+    trend = SinkSettings(fps=rate, trend_s=sink_cfg.get("trend_s", SinkSettings.trend_s)).trend
+    settled = {key.removeprefix("sink_collapse_curve"): int(np.argmax(np.isfinite(curve)))
+               for key, curve in curves.items() if key.startswith("sink_collapse_curve[")}
+    return Evaluation(name, record, {tag[1:-1]: (curves[f"sink_distance{tag}"][start:], trend)
+                                     for tag, start in settled.items()})
 
 
 def summarize(done: list[Evaluation], failed: list[dict[str, str]], out: Path) -> dict[str, Any]:
@@ -159,8 +156,8 @@ def summarize(done: list[Evaluation], failed: list[dict[str, str]], out: Path) -
     aggregates: dict[str, Any] = {}
     sc_max: dict[str, Any] = {"video": "SC-Max"}
     sc_avg: dict[str, Any] = {"video": "SC-Avg"}
-    for column in [c for c in table.columns if c.startswith("sink_distance_drop[")]:
-        tag = column.removeprefix("sink_distance_drop")  # "[rms]"
+    for column in [c for c in table.columns if c.startswith("sink_collapse_drop[")]:
+        tag = column.removeprefix("sink_collapse_drop")  # "[rms]"
         drops = pd.to_numeric(table[column], errors="coerce").dropna().tolist()
         if drops:
             summary = sink_collapse_summary(drops)
@@ -239,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results = done[-1].record["results"]
         drops = ", ".join(f"{k} = {v:.1f}" for k, v in results.items()
-                          if k.startswith("sink_distance_drop[") and not isinstance(v, str))
-        print(f"{path}: {done[-1].record['frames']} frames; {drops or 'no sink-distance drop'}")
+                          if k.startswith("sink_collapse_drop[") and not isinstance(v, str))
+        print(f"{path}: {done[-1].record['frames']} frames; {drops or 'no sink-collapse drop'}")
     if not done:
         print(f"lolbench.eval: none of the {len(args.paths)} videos could be measured", file=sys.stderr)
         return 1

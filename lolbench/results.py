@@ -9,7 +9,7 @@ probes) and ``video.mp4``. ``load_runs`` turns any set of run directories into o
 - provenance: ``git_revision lolbench_version backbone checkpoint_sha256 backbones`` (``backbones``: the
   measurement backbones named in the metric keys, e.g. ``dis,pixel,rms``) and ``events`` (collapse events);
 - ``cfg.<dotted key>`` for every leaf of the resolved run config, ``gen.<key>`` for generation statistics;
-- every metric key verbatim (``sink_distance_drop[rms]``), its value as stored: a number, a list, or the string
+- every metric key verbatim (``sink_collapse_drop[rms]``), its value as stored: a number, a list, or the string
   ``"unavailable: <reason>"``. Aggregation reads numbers only; an unavailable value is never counted as 0.
 
 Aggregation follows LoL: within one setting and seed, reduce over prompts (Sink-Collapse Max = worst prompt's
@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from lolbench.atomic import atomic_write
-from lolbench.metrics.sink_distance import sink_collapse_summary
+from lolbench.stats import sink_collapse_summary
 from lolbench.metrics.suite import backbone_names
 from lolbench.probes import AttentionProbe, FrameKind
 
@@ -46,7 +46,7 @@ RUN_COLUMNS = ("run_dir", "completed", "frames", "frames_requested", "wall_secon
                "prompt")
 CONFIG_PREFIX = "cfg."
 GENERATION_PREFIX = "gen."
-DEFAULT_DROP = "sink_distance_drop[rms]"
+DEFAULT_DROP = "sink_collapse_drop[rms]"
 _TAG = re.compile(r"\[([^\]]+)\]$")
 _FRAME_INDEX = re.compile(r"_frame\[[^\]]+\]$")
 

@@ -76,7 +76,7 @@ def test_summary_has_one_row_per_video_and_sink_collapse_rows(evaluated):
     out, _ = evaluated
     table = pd.read_csv(out / "summary.csv")
     assert list(table["video"]) == ["collapsing", "drifting", "SC-Max", "SC-Avg"]
-    drops = table.set_index("video")["sink_distance_drop[rms]"]
+    drops = table.set_index("video")["sink_collapse_drop[rms]"]
     assert drops["collapsing"] > 90
     assert drops["SC-Max"] == pytest.approx(max(drops["collapsing"], drops["drifting"]))
     assert drops["SC-Avg"] == pytest.approx((drops["collapsing"] + drops["drifting"]) / 2)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from lolbench.metrics.heads import (
-    HeadHomogeneity, head_homogeneity, homogeneity_dip_cooccurrence, mean_pairwise_jsd, probe_stats,
+    HeadHomogeneity, head_homogeneity, mean_pairwise_jsd, probe_stats,
     top_frame_entropy,
 )
 from lolbench.probes import AttentionProbe, FrameKind
@@ -81,28 +81,3 @@ def test_no_probes_is_unavailable():
 def test_negative_mass_is_rejected():
     with pytest.raises(ValueError, match="chunk 7"):
         probe_stats(probe(-sink_spike(), chunk=7))
-
-
-def test_cooccurrence_lags_one_chunk():
-    chunk_frames, chunks = 3, 40
-    rng = np.random.default_rng(0)
-    consensus = rng.random(chunks)
-    curve = np.ones(chunks * chunk_frames)
-    for c in range(chunks - 1):  # homogeneity in chunk c pulls chunk c + 1 toward the sink
-        curve[(c + 1) * chunk_frames + 1] = 1.0 - 0.8 * consensus[c]
-    events = [(c + 1) * chunk_frames + 1 for c in range(chunks - 1) if consensus[c] > 0.8]
-    found = homogeneity_dip_cooccurrence(dict(enumerate(consensus)), curve, chunk_frames, events)
-    assert found["chunks"] == chunks - 1  # the last chunk has no successor in the curve
-    assert found["corr"] == pytest.approx(1.0)
-    assert found["at_events"] > 0.8 > found["elsewhere"]
-    # the same series without the lag is unrelated
-    unlagged = {c - 1: v for c, v in enumerate(consensus) if c > 0}
-    assert abs(homogeneity_dip_cooccurrence(unlagged, curve, chunk_frames)["corr"]) < 0.4
-
-
-def test_cooccurrence_without_events_or_enough_chunks_says_why():
-    found = homogeneity_dip_cooccurrence({0: 0.5, 1: 0.7}, np.ones(30), 3, start_frame=3)
-    assert found["corr"].startswith("unavailable")
-    assert found["at_events"].startswith("unavailable: no collapse event")
-    flat = homogeneity_dip_cooccurrence({c: 0.0 for c in range(8)}, np.linspace(1, 0.6, 30), 3)
-    assert flat["corr"] == "unavailable: homogeneity is constant over the 8 probed chunks"

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from analysis import organism
-from analysis.organism import Matching, bin_rollout, main, match_events, nearest_distance, stream_video, strip_indices
+from analysis.organism import bin_rollout, main, nearest_distance, stream_video, strip_indices
+from lolbench.stats import Matching, match_events
 from lolbench.generator import Chunk
 from lolbench.metrics.motion import motion_fidelity
 from lolbench.phase import coherence_kernel, frame_frequencies, local_maxima

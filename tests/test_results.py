@@ -27,7 +27,7 @@ def hand_table() -> pd.DataFrame:
         ("B", 0, "meadow", 5.0, 0.1), ("B", 0, "desert", UNAVAILABLE, 0.3),
         ("B", 1, "meadow", 4.0, 0.5), ("B", 1, "desert", 6.0, 0.7),
     ]
-    return pd.DataFrame(rows, columns=["cfg.sink.name", "seed", "prompt", "sink_distance_drop[rms]",
+    return pd.DataFrame(rows, columns=["cfg.sink.name", "seed", "prompt", "sink_collapse_drop[rms]",
                                        "dynamic_degree[dis]"])
 
 
@@ -71,7 +71,7 @@ def test_every_run_directory_becomes_one_row_with_its_provenance(stored):
     assert row["checkpoint_sha256"] == summary["model"]["checkpoint_sha256"]
     assert row["seed"] == summary["seed"] and row["prompt"] == summary["prompt"]
     assert row["cfg.jitter.sigma"] == summary["config"]["jitter"]["sigma"]
-    assert row["sink_distance_drop[rms]"] == summary["metrics"]["sink_distance_drop[rms]"]
+    assert row["sink_collapse_drop[rms]"] == summary["metrics"]["sink_collapse_drop[rms]"]
     assert {"rms", "dis"} <= set(row["backbones"])
     assert row["imaging_quality"].startswith("unavailable:")  # kept as stored, with its reason
     assert numeric(frame, "imaging_quality").isna().all()  # and never read as a number
@@ -96,7 +96,7 @@ def test_aggregating_stored_runs_equals_a_direct_computation_from_their_summarie
     for run_dir in runs["sigma"]:
         s = read_summary(run_dir)
         setting = (s["config"]["jitter"]["sigma"], s["seed"])
-        drops.setdefault(setting, []).append(s["metrics"]["sink_distance_drop[rms]"])
+        drops.setdefault(setting, []).append(s["metrics"]["sink_collapse_drop[rms]"])
     for sigma in (0.0, 0.5, 0.8):
         per_seed_max = [max(drops[(sigma, seed)]) for seed in (0, 1)]
         assert table.loc[sigma, "sc_max_mean"] == pytest.approx(np.mean(per_seed_max))

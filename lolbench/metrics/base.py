@@ -42,6 +42,15 @@ class StreamingMetric(ABC):
         """Time series recorded so far (empty when the metric keeps none)."""
         return {}
 
+    def min_frames(self) -> int:
+        """Frames a video needs before ``compute()`` can say anything (eval rejects shorter videos)."""
+        return 1
+
+    def events(self) -> list[dict[str, Any]]:
+        """Events found so far, one record each with at least ``metric`` and ``frame`` (empty when the metric
+        detects none); the suite merges them in frame order."""
+        return []
+
 
 class FrameMetric(StreamingMetric):
     """A metric computed from the frames alone."""

@@ -13,8 +13,8 @@ over layers:
   as far as possible. With a single head or key frame it is 0 by definition.
 - JSD: mean pairwise Jensen-Shannon divergence (base 2, in [0, 1]) between the heads' attention distributions.
 
-``homogeneity_dip_cooccurrence`` relates these per-chunk series to the sink-distance curve with a lag of one
-chunk: the attention used while making chunk c shapes the frames of chunk c + 1 (they attend to c's cache).
+How these per-chunk series go with dips of the sink-distance curve is a cross-metric statistic:
+``lolbench.stats.homogeneity_dip_cooccurrence``.
 """
 
 from __future__ import annotations
@@ -132,42 +132,3 @@ class HeadHomogeneity(ProbeMetric):
 def head_homogeneity(probes: Iterable[AttentionProbe]) -> Result:
     """Functional twin of HeadHomogeneity."""
     return _summary([probe_stats(p) for p in probes])
-
-
-def homogeneity_dip_cooccurrence(chunk_series: Mapping[int, float], sink_curve: np.ndarray, chunk_frames: int,
-                                 event_frames: Sequence[int] = (), start_frame: int = 0) -> dict[str, float | str]:
-    """How strongly homogeneity while making chunk c goes with a pull toward the sink in chunk c + 1.
-
-    ``chunk_series`` maps chunk index -> homogeneity (e.g. consensus); ``sink_curve`` is the normalized sink
-    distance per frame. Pull of chunk c + 1 = 1 - its minimum normalized distance. Returns Pearson r between
-    homogeneity[c] and pull[c + 1] over chunks whose next chunk lies fully in the curve and starts at or after
-    ``start_frame`` (the warm-up), and the mean homogeneity of chunks followed by a collapse event
-    (``event_frames``) versus the other chunks.
-    """
-    if chunk_frames < 1:
-        raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
-    homogeneity, pull, before_event = [], [], []
-    events = np.asarray(event_frames, dtype=np.int64)
-    for chunk, value in sorted(chunk_series.items()):
-        first = (chunk + 1) * chunk_frames  # first frame of chunk c + 1
-        if first < start_frame or first + chunk_frames > len(sink_curve):
-            continue
-        homogeneity.append(value)
-        pull.append(1.0 - float(np.min(sink_curve[first: first + chunk_frames])))
-        before_event.append(bool(np.any((events >= first) & (events < first + chunk_frames))))
-    h, p, e = np.array(homogeneity), np.array(pull), np.array(before_event, dtype=bool)
-    out: dict[str, float | str] = {"chunks": len(h)}
-    if len(h) < 3:
-        out["corr"] = f"unavailable: needs >= 3 probed chunks followed by a measured chunk, got {len(h)}"
-    elif np.ptp(h) == 0 or np.ptp(p) == 0:
-        flat = "homogeneity" if np.ptp(h) == 0 else "sink pull"
-        out["corr"] = f"unavailable: {flat} is constant over the {len(h)} probed chunks"
-    else:
-        out["corr"] = float(np.corrcoef(h, p)[0, 1])
-    if e.any() and (~e).any():
-        out["at_events"] = float(h[e].mean())
-        out["elsewhere"] = float(h[~e].mean())
-    else:
-        reason = "no collapse event" if not e.any() else "every chunk precedes a collapse event"
-        out["at_events"] = out["elsewhere"] = f"unavailable: {reason} among the {len(h)} probed chunks"
-    return out

@@ -59,31 +59,44 @@ SD, CY, HH, DD, VQ = SinkDistance, CycleDetector, HeadHomogeneity, DynamicDegree
 NORM = "x reference"  # normalized sink distance: 1 = as far from the sink as usual
 
 SCHEMA: tuple[KeySpec, ...] = (
-    # sink distance (one video)
+    # sink distance (one video); definitions in lolbench/metrics/sink_distance.py
     KeySpec("sink_distance_reference[{distance}]", SD, "reference level: median raw sink distance over the "
             "reference window after warm-up; the normalizer", "[0, inf)", "raw distance", None),
-    KeySpec("sink_distance_min[{distance}]", SD, "minimum normalized sink distance after warm-up", "[0, inf)", NORM,
-            True),
-    KeySpec("sink_distance_min_frame[{distance}]", SD, "frame where the minimum is reached", "[warm-up, frames)",
+    KeySpec("sink_distance_min[{distance}]", SD, "earlier score's minimum: lowest normalized sink distance from the "
+            "warm-up on (includes the initial rise)", "[0, inf)", NORM, True),
+    KeySpec("sink_distance_min_frame[{distance}]", SD, "frame of that minimum", "[warm-up, frames)", "frame", None),
+    KeySpec("sink_distance_drop[{distance}]", SD, "earlier score (sink_distance v1), kept for comparison only: "
+            "100 * max(0, 1 - sink_distance_min); reads 20-50 on videos that never return (chance likeness, the "
+            "initial rise), so it is not a sink-collapse measure", "[0, 100]", "%", False),
+    KeySpec("sink_distance_chance[{distance}]", SD, "chance level: min(1, lowest normalized minimum of the anchors, "
+            "chunks of other content at least as far from the sink as usual, each measured like the sink)",
+            "[0, 1]", NORM, None),
+    KeySpec("sink_distance_anchors[{distance}]", SD, "anchors that entered the chance level", "[0, anchors]",
+            "anchors", None),
+    KeySpec("sink_collapse_min[{distance}]", SD, "lowest normalized sink distance after the reference window",
+            "[0, inf)", NORM, True),
+    KeySpec("sink_collapse_frame[{distance}]", SD, "frame of that minimum", "[warm-up + reference, frames)",
             "frame", None),
-    KeySpec("sink_distance_drop[{distance}]", SD, "distance drop 100 * max(0, 1 - minimum); LoL's per-video "
-            "sink-collapse", "[0, 100]", "%", False),
-    KeySpec("sink_collapse_events[{distance}]", SD, "number of collapse events (dips below the threshold, "
-            "deepest frame of each dip, min separation applied)", "[0, frames)", "events", False),
+    KeySpec("sink_collapse_drop[{distance}]", SD, "sink-collapse drop, the per-video score: 100 * max(0, 1 - "
+            "sink_collapse_min / sink_distance_chance); ~0 when the sink is returned to no more than other content, "
+            "100 for an exact copy of a sink frame", "[0, 100]", "%", False),
+    KeySpec("sink_collapse_events[{distance}]", SD, "number of collapse events (dips of the collapse curve, "
+            "normalized distance / chance, below the threshold after the reference window; deepest frame of each "
+            "dip, min separation applied)", "[0, frames)", "events", False),
     KeySpec("sink_collapse_event_frames[{distance}]", SD, "frame index of each collapse event", "list of frames",
             "frame", None),
-    KeySpec("sink_collapse_event_depths[{distance}]", SD, "depth of each event: 1 - normalized distance (1 = exact "
-            "copy of a sink frame)", "(1 - threshold, 1]", NORM, False),
+    KeySpec("sink_collapse_event_depths[{distance}]", SD, "depth of each event: 1 - collapse curve (1 = exact "
+            "copy of a sink frame)", "(1 - threshold, 1]", "", False),
     KeySpec("sink_pull_period[{distance}]", SD, "period of the best-fitting sinusoid of the detrended normalized "
             "curve (periodic pull toward the sink)", "[min_period, trend window / 2]", "frames", None),
     KeySpec("sink_pull_period_s[{distance}]", SD, "the same period in seconds", "[0, inf)", "s", None),
     KeySpec("sink_pull_amplitude[{distance}]", SD, "amplitude of that sinusoid", "[0, inf)", NORM, False),
     KeySpec("sink_pull_r2[{distance}]", SD, "fraction of the detrended curve's variance the sinusoid explains "
             "(small = the period is noise)", "[0, 1]", "", None),
-    # sink distance (a set of videos; written by `python -m lolbench.eval` and the analysis scripts)
-    KeySpec("sink_collapse_max[{distance}]", SD, "Sink-Collapse Max: largest distance drop over the videos",
+    # sets of videos (lolbench.stats; written by `python -m lolbench.eval` and the analysis scripts)
+    KeySpec("sink_collapse_max[{distance}]", SD, "Sink-Collapse Max: largest sink-collapse drop over the videos",
             "[0, 100]", "%", False),
-    KeySpec("sink_collapse_avg[{distance}]", SD, "Sink-Collapse Avg: mean distance drop over the videos",
+    KeySpec("sink_collapse_avg[{distance}]", SD, "Sink-Collapse Avg: mean sink-collapse drop over the videos",
             "[0, 100]", "%", False),
     KeySpec("cross_run_coherence[{distance}]", SD, "mean pairwise Pearson r of the detrended sink-distance curves "
             "of runs of one setting (high = dips at fixed frame indices, the RoPE signature)", "[-1, 1]", "", False),
@@ -109,11 +122,11 @@ SCHEMA: tuple[KeySpec, ...] = (
     KeySpec("head_entropy_min", HH, "lowest per-chunk head entropy", "[0, 1]", "", True),
     KeySpec("head_jsd", HH, "mean pairwise Jensen-Shannon divergence between heads of a layer", "[0, 1]", "bits",
             True),
-    KeySpec("head_dip_chunks[{distance}]", HH, "probed chunks used for the co-occurrence (next chunk after "
-            "warm-up and inside the video)", "[0, chunks]", "chunks", None),
-    KeySpec("head_dip_corr[{distance}]", HH, "Pearson r of consensus in chunk c and pull (1 - min normalized "
-            "distance) in chunk c + 1", "[-1, 1]", "", None),
-    KeySpec("head_consensus_at_events[{distance}]", HH, "mean consensus of chunks followed by a collapse event",
+    KeySpec("head_dip_chunks[{distance}]", HH, "probed chunks used for the co-occurrence (inside the video, "
+            "after the reference window)", "[0, chunks]", "chunks", None),
+    KeySpec("head_dip_corr[{distance}]", HH, "Pearson r of consensus in chunk c and pull (1 - min collapse curve) "
+            "in the same chunk c (not lagged: the probe is taken while chunk c is generated)", "[-1, 1]", "", None),
+    KeySpec("head_consensus_at_events[{distance}]", HH, "mean consensus of chunks holding a collapse event",
             "[0, 1]", "", None),
     KeySpec("head_consensus_elsewhere[{distance}]", HH, "mean consensus of the other probed chunks", "[0, 1]", "",
             None),

@@ -1,41 +1,53 @@
-"""Sink distance: how far each frame is from the attention-sink frames, and how often content snaps back.
+"""Sink distance: how far each frame is from the attention-sink frames, and whether content returns to them.
 
-LoL (arXiv 2601.16914) measures sink-collapse with RIFLEx's no-repeat idea: the distance of every frame to the
-initial (sink) frames, normalized, over the whole rollout. Definitions used here:
+LoL (arXiv 2601.16914) measures sink-collapse with RIFLEx's no-repeat idea: the normalized distance of every
+frame to the initial (sink) frames over the rollout; Sink-Collapse Max / Avg are the worst / mean over prompts
+of each video's maximum distance drop. LoL does not say what the drop is measured against. Measured against a
+fixed early level, it reads 20-50 on videos that never return (the procedural world: a pan over a plane whose
+views look alike by chance), so lolbench measures it against chance (definitions below, study in README).
 
-- raw distance d(t): distance of frame t to the *nearest* of the first ``sink_frames`` frames. The nearest one,
-  because a collapse copies whichever sink frame the heads snap to; a mean over sink frames would never reach 0
-  even for an exact copy of one of them.
+- raw distance d(t): distance of frame t to the *nearest* of the first ``sink_frames`` frames (a collapse copies
+  whichever sink frame the heads snap to; a mean over sink frames would never reach 0 for an exact copy).
   ``rms``: RMS pixel difference on [0, 1] pixels. ``cosine``: 1 - cosine similarity of feature-backbone
   embeddings (lolbench.metrics.backbones, named in the key). ``lpips``: LPIPS with AlexNet weights from a user
   path (frames with a short side below 64 px are upscaled first; AlexNet needs that much context).
-- reference level: the median raw distance over frames [warmup, warmup + reference). The median ignores a dip
-  that happens to fall in that window. Normalized curve = d / reference, so 1.0 means "as far from the sink as
-  usual"; it is undefined (reported unavailable) if the reference is 0, i.e. the video never leaves its sink.
-- minimum and distance drop: min of the normalized curve after warm-up; drop = 100 * max(0, 1 - min) in %.
-  Across videos, Sink-Collapse Max is the worst video's drop and Sink-Collapse Avg the mean drop (LoL).
-- collapse events: runs of frames after warm-up whose normalized distance is below ``threshold``; each run is
-  one event at its deepest frame; of two events closer than ``min_separation`` frames only the deeper is kept.
-  An event's depth is 1 - normalized distance (1 = exact copy of a sink frame).
+- reference level: the median raw distance over frames [warmup, warmup + reference); normalized curve
+  c(t) = d(t) / level, so 1.0 means "as far from the sink as usual". Undefined (reported unavailable) if the
+  level is 0, i.e. the video never leaves its sink.
+- settled: frames from warmup + reference on. Before that the video is still moving away from its sink; a
+  minimum taken there measures the initial rise, not a return.
+- anchors, the chance level: ``anchors`` chunks of ``sink_frames`` frames, one every ``anchor_every_s`` from the
+  first settled frame, stand in for "other past content". An anchor counts only if its frames are at least as
+  far from the sink as usual (c >= 1), so a frame that is itself a return to the sink is never one. Each anchor
+  gets the sink's treatment (nearest-frame distance, its own reference level over its own reference window,
+  minimum after it). Its minimum is how close the video comes back to arbitrary content by chance.
+  chance = min(1, smallest anchor minimum).
+- sink-collapse drop (the per-video score): 100 * max(0, 1 - m / chance), m = min of c over the settled frames.
+  ~0 when the sink is returned to no more than other past content (a pan that looks alike by chance, a frozen
+  video, a slow pan away); 100 for an exact copy of a sink frame; ~50 for frames blended halfway with the sink.
+  A video that returns exactly to every kind of content (a loop) has chance 0: its drop is reported
+  unavailable (such cycles are what the cycles metric measures).
+- collapse curve: c / chance. Collapse events: runs of settled frames whose collapse curve is below
+  ``threshold``; each run is one event at its deepest frame; of two events closer than ``min_separation``
+  frames only the deeper is kept. An event's depth is 1 - collapse curve (1 = exact copy of a sink frame).
+- the earlier score, kept under its own name for comparison: sink_distance_drop = 100 * max(0, 1 - min c from
+  the warm-up on). It includes the initial rise and chance likeness and is not a sink-collapse measure.
 - detrending: the curve minus its centred moving average over ``trend_s`` seconds (at most a third of the
   curve). A sink-distance curve first rises away from the sink and then drifts slowly; both are trend.
-- periodic pull: the sinusoid that best fits (least squares) the detrended curve after warm-up, over periods
-  from ``min_period`` frames to half the trend window. Its period and amplitude (corrected for what the moving
-  average removes) measure shallow periodic dips that never cross the threshold; r2 is the fraction of the
-  detrended variance it explains, so a peak picked out of noise shows up as a small r2.
-- cross-run coherence: mean pairwise Pearson correlation of the curves of several runs of one setting, each
-  minus its moving median over the trend window (robust to the shared initial rise). RoPE-driven dips fall on
-  the same frames for every seed and prompt, content drift does not.
+- periodic pull: the sinusoid that best fits (least squares) the detrended normalized curve after warm-up,
+  over periods from ``min_period`` frames to half the trend window. Its period and amplitude (corrected for
+  what the moving average removes) measure shallow periodic dips that never cross the threshold; r2 is the
+  fraction of the detrended variance it explains, so a peak picked out of noise shows up as a small r2.
+Statistics over several videos (Sink-Collapse Max / Avg, cross-run coherence) live in lolbench.stats.
 """
 
 from __future__ import annotations
 
-import itertools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -48,9 +60,13 @@ from lolbench.metrics.base import FrameMetric, Result, check_frames
 DISTANCES = ("rms", "cosine", "lpips")
 LPIPS_MIN_SIDE = 64
 DEFAULT_TREND = 257  # frames of the detrending window: SinkSettings' default trend_s = 16 s at 16 fps
+ANCHOR_ADMISSION = 1.0  # an anchor's frames must be at least as far from the sink as usual (normalized distance)
+LOOP = ("chance level 0: the video returns exactly to other past content, so a return to the sink is not "
+        "distinguishable from a loop")
 SUMMARY_KEYS = (
     "sink_distance_reference", "sink_distance_min", "sink_distance_min_frame", "sink_distance_drop",
-    "sink_collapse_events", "sink_collapse_event_frames", "sink_collapse_event_depths",
+    "sink_distance_chance", "sink_distance_anchors", "sink_collapse_min", "sink_collapse_frame",
+    "sink_collapse_drop", "sink_collapse_events", "sink_collapse_event_frames", "sink_collapse_event_depths",
     "sink_pull_period", "sink_pull_period_s", "sink_pull_amplitude", "sink_pull_r2",
 )
 
@@ -190,14 +206,53 @@ def normalize_curve(raw: np.ndarray, warmup: int, reference: int) -> tuple[np.nd
 
 
 def distance_drop(curve: np.ndarray, start: int = 0) -> float:
-    """100 * (1 - min normalized distance from ``start`` on), in %, never below 0."""
+    """The earlier score: 100 * (1 - min normalized distance from ``start`` on), in %, never below 0."""
     return 100.0 * max(0.0, 1.0 - float(np.min(curve[start:])))
+
+
+def anchor_starts(frames: int, settled: int, every: int, count: int) -> list[int]:
+    """First frames of the candidate anchors: one every ``every`` frames from ``settled``, at most ``count``."""
+    return [start for start in range(settled, settled + every * count, every) if start < frames]
+
+
+def anchor_minimum(raw: np.ndarray, start: int, warmup: int, reference: int) -> float | None:
+    """An anchor's minimum normalized distance after its own reference window, from its raw distances ``raw``
+    (indexed by frame); None while its reference window is not complete or it never left the anchor."""
+    settled = start + warmup + reference
+    level = float(np.median(raw[start + warmup: settled])) if len(raw) > settled else 0.0
+    return float(np.min(raw[settled:])) / level if level > 1e-12 else None
+
+
+def chance_level(minima: Sequence[float | None]) -> float:
+    """min(1, smallest anchor minimum): how close the video comes back to other content by chance."""
+    return min([1.0, *(m for m in minima if m is not None)])
+
+
+def sink_collapse_drop(settled_min: float, chance: float) -> float:
+    """The per-video score: 100 * max(0, 1 - settled minimum / chance level), in %."""
+    if chance <= 1e-12:
+        raise ValueError(LOOP)
+    return 100.0 * max(0.0, 1.0 - settled_min / chance)
+
+
+def anchor_minima(embedded: np.ndarray, curve: np.ndarray, distance: FrameDistance, settings: SinkSettings
+                  ) -> list[float | None]:
+    """Batch twin of the streaming anchors: each admitted anchor's minimum (None when not measurable)."""
+    n = settings.sink_frames
+    minima: list[float | None] = []
+    for start in anchor_starts(len(embedded), settings.settled, settings.anchor_every, settings.anchors):
+        if start + n > len(embedded) or np.min(curve[start: start + n]) < ANCHOR_ADMISSION:
+            continue
+        raw = np.full(len(embedded), np.nan)
+        raw[start + n:] = distance(embedded[start + n:], embedded[start: start + n]).min(axis=1)
+        minima.append(anchor_minimum(raw, start, settings.warmup, settings.reference))
+    return minima
 
 
 @dataclass(frozen=True)
 class CollapseEvent:
     frame: int  # deepest frame of the dip
-    distance: float  # normalized distance there
+    distance: float  # collapse curve there
 
     @property
     def depth(self) -> float:
@@ -206,7 +261,7 @@ class CollapseEvent:
 
 def collapse_events(curve: np.ndarray, threshold: float = 0.5, min_separation: int = 8, start: int = 0
                     ) -> list[CollapseEvent]:
-    """Dips of the normalized curve below ``threshold`` from ``start`` on, one per dip, in frame order."""
+    """Dips of ``curve`` below ``threshold`` from ``start`` on, one per dip, in frame order."""
     below = np.flatnonzero(curve[start:] < threshold) + start
     if len(below) == 0:
         return []
@@ -297,34 +352,6 @@ def periodic_pull(curve: np.ndarray, start: int = 0, min_period: float = 4.0, tr
             "r2": r2}
 
 
-def cross_run_coherence(curves: Sequence[np.ndarray], start: int = 0, trend: int = DEFAULT_TREND) -> float:
-    """Mean pairwise Pearson r of the detrended curves (after ``start``, cut to the shortest run).
-
-    Detrending (``detrend_robust``; ``trend`` frames, fewer for short runs) matters: every run's distance rises
-    away from the sink and then levels off, and that shared shape alone would correlate unrelated runs.
-    """
-    if len(curves) < 2:
-        raise ValueError(f"cross-run coherence needs at least 2 curves, got {len(curves)}")
-    length = min(len(c) for c in curves) - start
-    window = trend_window(length, trend)
-    if window < 3:
-        raise ValueError(f"cross-run coherence needs at least 9 frames after frame {start}, shortest run has "
-                         f"{length}")
-    detrended = [detrend_robust(np.asarray(c[start: start + length]), window) for c in curves]
-    for index, values in enumerate(detrended):
-        if np.ptp(values) <= 1e-12:
-            raise ValueError(f"curve {index} is flat after detrending; correlation is undefined")
-    return float(np.mean([np.corrcoef(a, b)[0, 1] for a, b in itertools.combinations(detrended, 2)]))
-
-
-def sink_collapse_summary(drops: Sequence[float]) -> dict[str, float]:
-    """Sink-Collapse Max (worst video's drop) and Avg (mean drop) over a set of videos, in %."""
-    if len(drops) == 0:
-        raise ValueError("sink-collapse summary needs at least one video's distance drop")
-    values = np.asarray(drops, dtype=np.float64)
-    return {"sink_collapse_max": float(values.max()), "sink_collapse_avg": float(values.mean())}
-
-
 @dataclass(frozen=True)
 class SinkSettings:
     """Validated sink-distance parameters shared by SinkDistance and its functional twin."""
@@ -337,6 +364,8 @@ class SinkSettings:
     reference_s: float = 2.0
     min_period: float = 4.0
     trend_s: float = 16.0
+    anchors: int = 32
+    anchor_every_s: float = 1.0
 
     def __post_init__(self) -> None:
         rules = [
@@ -345,6 +374,7 @@ class SinkSettings:
             ("min_separation", self.min_separation >= 1, ">= 1 frame"), ("warmup_s", self.warmup_s >= 0, ">= 0"),
             ("reference_s", self.reference_s > 0, "> 0"), ("min_period", self.min_period >= 2, ">= 2 frames"),
             ("trend_s", self.trend > 2 * self.min_period, f"> 2 x min_period = {2 * self.min_period:g} frames"),
+            ("anchors", self.anchors >= 0, ">= 0"), ("anchor_every_s", self.anchor_every_s > 0, "> 0"),
         ]
         for key, ok, rule in rules:
             if not ok:
@@ -361,31 +391,79 @@ class SinkSettings:
         return max(1, round(self.reference_s * self.fps))
 
     @property
+    def settled(self) -> int:
+        """First frame after the reference window: where returns are looked for."""
+        return self.warmup + self.reference
+
+    @property
+    def anchor_every(self) -> int:
+        """Frames between two anchors."""
+        return max(1, round(self.anchor_every_s * self.fps))
+
+    @property
     def trend(self) -> int:
         """Width of the detrending moving average in frames (odd)."""
         return round(self.trend_s * self.fps) // 2 * 2 + 1
 
 
-def summarize_sink_curve(raw: np.ndarray, tag: str, settings: SinkSettings) -> Result:
-    """Every sink-distance result key from a raw curve; keys that cannot be computed say why."""
-    warmup = settings.warmup
+@dataclass(frozen=True)
+class SinkCurves:
+    """A video's normalized curve, its chance level and its collapse curve (c / chance)."""
+
+    normalized: np.ndarray
+    level: float
+    chance: float
+    anchors: int
+    settled: int
+
+    @property
+    def collapse(self) -> np.ndarray:
+        """c / chance from the first settled frame on, NaN before (no return is looked for there)."""
+        if self.chance <= 1e-12:
+            raise ValueError(LOOP)
+        out = self.normalized / self.chance
+        out[: self.settled] = np.nan
+        return out
+
+
+def sink_curves(raw: np.ndarray, minima: Sequence[float | None], settings: SinkSettings) -> SinkCurves:
+    """Normalize the raw curve and fix the chance level; errors say why either is undefined."""
+    if len(raw) <= settings.settled:
+        raise ValueError(f"need more than {settings.settled} frames (warm-up + reference window), got {len(raw)}")
+    curve, level = normalize_curve(raw, settings.warmup, settings.reference)
+    return SinkCurves(curve, level, chance_level(minima), sum(m is not None for m in minima), settings.settled)
+
+
+def summarize_sink_curve(raw: np.ndarray, minima: Sequence[float | None], tag: str, settings: SinkSettings
+                         ) -> Result:
+    """Every sink-distance result key from a raw curve and the anchors' minima; keys that cannot be computed say
+    why."""
+    warmup, settled = settings.warmup, settings.settled
     try:
-        if len(raw) <= warmup:
-            raise ValueError(f"need more than {warmup} frames (warm-up), got {len(raw)}")
-        curve, level = normalize_curve(raw, warmup, settings.reference)
+        curves = sink_curves(raw, minima, settings)
     except ValueError as err:
         return {f"{key}[{tag}]": f"unavailable: {err}" for key in SUMMARY_KEYS}
-    events = collapse_events(curve, settings.threshold, settings.min_separation, start=warmup)
+    curve = curves.normalized
     lowest = warmup + int(np.argmin(curve[warmup:]))
+    returned = settled + int(np.argmin(curve[settled:]))
     out: Result = {
-        "sink_distance_reference": level,
+        "sink_distance_reference": curves.level,
         "sink_distance_min": float(curve[lowest]),
         "sink_distance_min_frame": lowest,
         "sink_distance_drop": distance_drop(curve, warmup),
-        "sink_collapse_events": len(events),
-        "sink_collapse_event_frames": [e.frame for e in events],
-        "sink_collapse_event_depths": [e.depth for e in events],
+        "sink_distance_chance": curves.chance,
+        "sink_distance_anchors": curves.anchors,
+        "sink_collapse_min": float(curve[returned]),
+        "sink_collapse_frame": returned,
     }
+    try:
+        events = collapse_events(curves.collapse, settings.threshold, settings.min_separation, start=settled)
+        out.update({"sink_collapse_drop": sink_collapse_drop(float(curve[returned]), curves.chance),
+                    "sink_collapse_events": len(events), "sink_collapse_event_frames": [e.frame for e in events],
+                    "sink_collapse_event_depths": [e.depth for e in events]})
+    except ValueError as err:  # a loop: chance level 0
+        out.update({key: f"unavailable: {err}" for key in ("sink_collapse_drop", "sink_collapse_events",
+                                                           "sink_collapse_event_frames", "sink_collapse_event_depths")})
     try:
         pull = periodic_pull(curve, warmup, settings.min_period, settings.trend)
         out.update({"sink_pull_period": pull["period"], "sink_pull_period_s": pull["period"] / settings.fps,
@@ -395,19 +473,37 @@ def summarize_sink_curve(raw: np.ndarray, tag: str, settings: SinkSettings) -> R
     return {f"{key}[{tag}]": value for key, value in out.items()}
 
 
+@dataclass
+class _Anchor:
+    """Streaming state of one anchor: its frames' descriptors, its reference-window distances, its minimum."""
+
+    start: int
+    descriptors: list[np.ndarray]
+    reference: list[float]
+    lowest: float = np.inf
+
+    def minimum(self) -> float | None:
+        level = float(np.median(self.reference)) if self.reference else 0.0
+        return self.lowest / level if np.isfinite(self.lowest) and level > 1e-12 else None
+
+
 class SinkDistance(FrameMetric):
-    """Streaming sink-distance curve and its summary. State: the sink frames' descriptors and one float per frame."""
+    """Streaming sink-distance curve, chance level and summary.
+
+    State: the sink frames' descriptors, one float per frame (the curve itself), and at most ``anchors`` anchors
+    of ``sink_frames`` descriptors and ``reference`` floats each; per frame the cost is 1 + anchors distances.
+    """
 
     name = "sink_distance"
-    version = "1"
+    version = "2"
     higher_is_better = None  # per key (schema.py): a higher minimum is better, a higher drop is worse
 
     def __init__(self, sink_frames: int = 3, fps: float = 16.0, distance: str = "rms", backbone: str | None = None,
                  weights: str | None = None, threshold: float = 0.5, min_separation: int = 8,
                  warmup_s: float = 1.0, reference_s: float = 2.0, min_period: float = 4.0,
-                 trend_s: float = 16.0) -> None:
+                 trend_s: float = 16.0, anchors: int = 32, anchor_every_s: float = 1.0) -> None:
         self.settings = SinkSettings(sink_frames, fps, threshold, min_separation, warmup_s, reference_s, min_period,
-                                     trend_s)
+                                     trend_s, anchors, anchor_every_s)
         self.distance = make_distance(distance, backbone, weights)
         self.tag = self.distance.name
         self.reset()
@@ -415,48 +511,108 @@ class SinkDistance(FrameMetric):
     def reset(self) -> None:
         self._sinks: np.ndarray | None = None  # descriptors of the sink frames seen so far
         self._raw: list[np.ndarray] = []
+        self._seen = 0
+        self._level: float | None = None
+        self._anchors: dict[int, _Anchor] = {}  # by first frame; only admitted (or still filling) anchors
+        self._starts = set(anchor_starts(np.iinfo(np.int64).max, self.settings.settled, self.settings.anchor_every,
+                                         self.settings.anchors))
 
     def update(self, frames: np.ndarray) -> None:
         embedded = self.distance.embed(check_frames(frames))
+        n = self.settings.sink_frames
         have = 0 if self._sinks is None else len(self._sinks)
-        if have < self.settings.sink_frames:
-            new = embedded[: self.settings.sink_frames - have]
+        if have < n:
+            new = embedded[: n - have]
             self._sinks = new if self._sinks is None else np.concatenate([self._sinks, new])
-        self._raw.append(self.distance(embedded, self._sinks).min(axis=1))
+        raw = self.distance(embedded, self._sinks).min(axis=1)
+        self._raw.append(raw)
+        first = self._seen
+        self._seen += len(frames)
+        if self._level is None and self._seen >= self.settings.settled:  # 0.0: known, and the video never left
+            self._level = float(np.median(self.raw_curve()[self.settings.warmup: self.settings.settled]))
+        self._collect_anchors(embedded, raw, first)
+        self._measure_anchors(embedded, first)
+
+    def _collect_anchors(self, embedded: np.ndarray, raw: np.ndarray, first: int) -> None:
+        """Start anchors whose first frame is in this chunk; fill or drop those still collecting frames."""
+        n = self.settings.sink_frames
+        for offset in range(len(embedded)):
+            frame = first + offset
+            if frame in self._starts:
+                self._anchors[frame] = _Anchor(frame, [], [])
+            for anchor in [a for a in self._anchors.values() if a.start <= frame < a.start + n]:
+                if not self._level or raw[offset] / self._level < ANCHOR_ADMISSION:
+                    del self._anchors[anchor.start]  # a frame near the sink is no stand-in for other content
+                else:
+                    anchor.descriptors.append(embedded[offset])
+
+    def _measure_anchors(self, embedded: np.ndarray, first: int) -> None:
+        """Distances of this chunk's frames to every complete anchor: reference window, then running minimum."""
+        warmup, settled = self.settings.warmup, self.settings.warmup + self.settings.reference
+        for anchor in self._anchors.values():
+            begin = max(first, anchor.start + warmup)
+            if begin >= first + len(embedded):
+                continue
+            distances = self.distance(embedded[begin - first:], np.stack(anchor.descriptors)).min(axis=1)
+            frames = np.arange(begin, first + len(embedded))
+            anchor.reference += distances[frames < anchor.start + settled].tolist()
+            late = distances[frames >= anchor.start + settled]
+            if len(late):
+                anchor.lowest = min(anchor.lowest, float(late.min()))
+
+    def min_frames(self) -> int:
+        return self.settings.settled + 1
 
     def raw_curve(self) -> np.ndarray:
         return np.concatenate(self._raw) if self._raw else np.zeros(0)
 
-    def normalized_curve(self) -> np.ndarray | None:
-        """Normalized curve, or None while the reference level is not available."""
+    def anchor_minima(self) -> list[float | None]:
+        return [anchor.minimum() for anchor in self._anchors.values()]
+
+    def sink_curves(self) -> SinkCurves | None:
+        """Normalized and collapse curves, or None while they are not available."""
         try:
-            return normalize_curve(self.raw_curve(), self.settings.warmup, self.settings.reference)[0]
+            return sink_curves(self.raw_curve(), self.anchor_minima(), self.settings)
         except ValueError:
             return None
 
     def compute(self) -> Result:
-        return summarize_sink_curve(self.raw_curve(), self.tag, self.settings)
+        return summarize_sink_curve(self.raw_curve(), self.anchor_minima(), self.tag, self.settings)
 
-    def events(self) -> list[CollapseEvent]:
-        curve = self.normalized_curve()
-        if curve is None:
+    def events(self) -> list[dict[str, Any]]:
+        """Collapse events as records (frame, time, collapse-curve value, depth); none while unavailable."""
+        curves = self.sink_curves()
+        if curves is None or curves.chance <= 1e-12:
             return []
-        return collapse_events(curve, self.settings.threshold, self.settings.min_separation, self.settings.warmup)
+        found = collapse_events(curves.collapse, self.settings.threshold, self.settings.min_separation,
+                                self.settings.settled)
+        return [{"metric": f"sink_distance[{self.tag}]", "frame": e.frame, "time_s": e.frame / self.settings.fps,
+                 "distance": e.distance, "depth": e.depth} for e in found]
 
     def curves(self) -> dict[str, np.ndarray]:
         out = {f"sink_distance_raw[{self.tag}]": self.raw_curve()}
-        curve = self.normalized_curve()
-        if curve is not None:
-            out[f"sink_distance[{self.tag}]"] = curve
+        curves = self.sink_curves()
+        if curves is not None:
+            out[f"sink_distance[{self.tag}]"] = curves.normalized
+            if curves.chance > 1e-12:
+                out[f"sink_collapse_curve[{self.tag}]"] = curves.collapse
         return out
 
 
 def sink_distance(frames: np.ndarray, sink_frames: int = 3, fps: float = 16.0, distance: str = "rms",
                   backbone: str | None = None, weights: str | None = None, threshold: float = 0.5,
                   min_separation: int = 8, warmup_s: float = 1.0, reference_s: float = 2.0,
-                  min_period: float = 4.0, trend_s: float = 16.0) -> Result:
+                  min_period: float = 4.0, trend_s: float = 16.0, anchors: int = 32, anchor_every_s: float = 1.0
+                  ) -> Result:
     """Functional twin of SinkDistance: the same result keys from a whole video at once."""
     settings = SinkSettings(sink_frames, fps, threshold, min_separation, warmup_s, reference_s, min_period,
-                            trend_s)
+                            trend_s, anchors, anchor_every_s)
     measure = make_distance(distance, backbone, weights)
-    return summarize_sink_curve(sink_distance_curve(frames, sink_frames, measure), measure.name, settings)
+    embedded = measure.embed(check_frames(frames))
+    raw = measure(embedded, embedded[:sink_frames]).min(axis=1)
+    try:
+        curve = normalize_curve(raw, settings.warmup, settings.reference)[0] if len(raw) > settings.settled else None
+    except ValueError:
+        curve = None
+    minima = anchor_minima(embedded, curve, measure, settings) if curve is not None else []
+    return summarize_sink_curve(raw, minima, measure.name, settings)

@@ -19,10 +19,11 @@ from omegaconf import DictConfig, OmegaConf
 from lolbench.metrics.base import FrameMetric, ProbeMetric, Result, StreamingMetric
 from lolbench.metrics.cycles import CycleDetector
 from lolbench.metrics.dynamic import DynamicDegree
-from lolbench.metrics.heads import HeadHomogeneity, homogeneity_dip_cooccurrence
+from lolbench.metrics.heads import HeadHomogeneity
 from lolbench.metrics.quality import VBenchQuality
 from lolbench.metrics.sink_distance import SinkDistance
 from lolbench.probes import AttentionProbe
+from lolbench.stats import head_dip_results
 
 GROUPS: dict[str, type[StreamingMetric]] = {
     "sink_distance": SinkDistance,
@@ -31,8 +32,6 @@ GROUPS: dict[str, type[StreamingMetric]] = {
     "dynamic": DynamicDegree,
     "quality": VBenchQuality,
 }
-COOCCURRENCE_KEYS = {"chunks": "head_dip_chunks", "corr": "head_dip_corr", "at_events": "head_consensus_at_events",
-                     "elsewhere": "head_consensus_elsewhere"}
 
 
 class MetricSuite:
@@ -66,12 +65,12 @@ class MetricSuite:
             metric.update(probe)
 
     def compute(self) -> Result:
-        """Flat union of every metric's results, plus head/sink-dip co-occurrence when both are measured."""
+        """Flat union of every metric's results, plus the cross-metric statistics of lolbench.stats that the
+        metrics' results and curves allow (head homogeneity vs sink-collapse dips)."""
         merged: Result = {}
         for metric in self.metrics:
             _merge(merged, metric.compute(), metric.name)
-        for sink, heads in self._sink_head_pairs():
-            _merge(merged, self._cooccurrence(sink, heads), "co-occurrence")
+        _merge(merged, head_dip_results(merged, self.curves(), self.chunk_frames), "co-occurrence")
         return merged
 
     def curves(self) -> dict[str, np.ndarray]:
@@ -80,31 +79,14 @@ class MetricSuite:
             _merge(merged, metric.curves(), metric.name)
         return merged
 
+    def min_frames(self) -> int:
+        """Frames a video needs for every metric to say something."""
+        return max((metric.min_frames() for metric in self.metrics), default=1)
+
     def events(self) -> list[dict[str, Any]]:
-        """Sink-collapse events of every sink-distance metric, in frame order."""
-        out = []
-        for metric in self.frame_metrics:
-            if isinstance(metric, SinkDistance):
-                fps = metric.settings.fps
-                out += [{"metric": f"sink_distance[{metric.tag}]", "frame": e.frame, "time_s": e.frame / fps,
-                         "distance": e.distance, "depth": e.depth} for e in metric.events()]
+        """Every metric's events, in frame order."""
+        out = [event for metric in self.metrics for event in metric.events()]
         return sorted(out, key=lambda e: (e["frame"], e["metric"]))
-
-    def _sink_head_pairs(self) -> list[tuple[SinkDistance, HeadHomogeneity]]:
-        sinks = [m for m in self.frame_metrics if isinstance(m, SinkDistance)]
-        heads = [m for m in self.probe_metrics if isinstance(m, HeadHomogeneity)]
-        return [(s, h) for s in sinks for h in heads]
-
-    def _cooccurrence(self, sink: SinkDistance, heads: HeadHomogeneity) -> Result:
-        keys = [f"{name}[{sink.tag}]" for name in COOCCURRENCE_KEYS.values()]
-        series = heads.chunk_series("consensus")
-        curve = sink.normalized_curve()
-        if not series or curve is None:
-            reason = "no attention probes" if not series else "no normalized sink-distance curve"
-            return {key: f"unavailable: {reason}" for key in keys}
-        found = homogeneity_dip_cooccurrence(series, curve, self.chunk_frames,
-                                             [e.frame for e in sink.events()], sink.settings.warmup)
-        return {f"{COOCCURRENCE_KEYS[k]}[{sink.tag}]": v for k, v in found.items()}
 
 
 def _merge(into: dict, new: Mapping, source: str) -> None:
