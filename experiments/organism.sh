@@ -8,6 +8,7 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 SWEEP=(hydra/launcher=joblib hydra.launcher.n_jobs=2 prompt=meadow,ocean)
 
 python analysis/organism.py rollout                        # window sink, 2,000 frames, model vs world
+python run.py +experiment=world "${SWEEP[@]}"              # chance level: the procedural world itself
 python run.py +experiment=phase "${SWEEP[@]}"              # 200 s, probe every chunk, sigma 0 and 0.8
 python run.py +experiment=sigma "${SWEEP[@]}"
 python run.py +experiment=heads "${SWEEP[@]}"

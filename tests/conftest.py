@@ -12,7 +12,7 @@ import pytest
 from lolbench.config import compose_run_config
 
 ROOT = Path(__file__).resolve().parent.parent
-REAL_SWEEP = ["+experiment=sigma", "jitter.sigma=0,0.8", "seed=0,1", "prompt=meadow", "num_frames=48"]
+REAL_SWEEP = ["+experiment=sigma", "jitter.sigma=0,0.8", "seed=0,1", "prompt=meadow", "num_frames=64"]
 STAMP = "2026-01-01_00-00-00"
 
 
@@ -24,9 +24,9 @@ def run_config():
 
 @pytest.fixture(scope="session")
 def real_results(tmp_path_factory) -> Path:
-    """A results folder made by the user's command, ``python run.py +experiment=sigma ...``: 4 runs of 48 frames
-    (σ 0 and 0.8, seeds 0 and 1) in ``<root>/runs/sigma/<STAMP>/<job>/``, made once per test session. 48 frames
-    are the fewest with a sink-distance drop (1 s warm-up + 2 s reference window at 16 fps)."""
+    """A results folder made by the user's command, ``python run.py +experiment=sigma ...``: 4 runs of 64 frames
+    (σ 0 and 0.8, seeds 0 and 1) in ``<root>/runs/sigma/<STAMP>/<job>/``, made once per test session. Past 48
+    frames (1 s warm-up + 2 s reference window at 16 fps) the sink-collapse drop is defined."""
     root = tmp_path_factory.mktemp("real_results")
     sweep = root / "runs" / "sigma" / STAMP
     env = {**os.environ, "OMP_NUM_THREADS": "1"}  # 2 cores: one thread per run is fastest and leaves one free

@@ -65,8 +65,10 @@ def write_run(run_dir: Path, config: dict[str, Any], *, frames: int = 120, perio
     settings = SinkSettings(sink_frames=SINK_FRAMES, fps=FPS)
     raw = sink_curve(frames, period, depth, seed)
     curve, _ = normalize_curve(raw, settings.warmup, settings.reference)
-    pd.DataFrame({"frame": np.arange(frames), "sink_distance_raw[rms]": raw, "sink_distance[rms]": curve}
-                 ).to_parquet(run_dir / "curves.parquet", index=False)
+    collapse = curve.copy()  # no frames, so no anchors: chance level 1
+    collapse[: settings.settled] = np.nan
+    pd.DataFrame({"frame": np.arange(frames), "sink_distance_raw[rms]": raw, "sink_distance[rms]": curve,
+                  "sink_collapse_curve[rms]": collapse}).to_parquet(run_dir / "curves.parquet", index=False)
 
     chunks = frames // CHUNK
     pull = np.array([1.0 - curve[c * CHUNK:(c + 1) * CHUNK].min() for c in range(chunks)])  # [chunks]
@@ -90,7 +92,7 @@ def write_run(run_dir: Path, config: dict[str, Any], *, frames: int = 120, perio
             writer.write(np.random.default_rng(seed).integers(0, 255, (8, 16, 16, 3), dtype=np.uint8))
 
     events = collapse_events(curve, settings.threshold, settings.min_separation, settings.warmup)
-    metrics = summarize_sink_curve(raw, "rms", settings)
+    metrics = summarize_sink_curve(raw, [], "rms", settings)
     metrics.update({
         "dynamic_degree[dis]": dynamic, "quality_score[partial:pixel,flow-dis,dis]": quality,
         "head_consensus": float(sink_mass[probed].mean()),

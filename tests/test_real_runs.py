@@ -1,7 +1,7 @@
 """What a real `python run.py` writes is what the results store and the figures read.
 
 The runs come from the session fixture ``real_results`` (conftest.py): the user's sweep command on the shipped
-checkpoint, 4 runs of 48 frames. Expected numbers are read from each run's own summary.json and aggregated here
+checkpoint, 4 runs of 64 frames. Expected numbers are read from each run's own summary.json and aggregated here
 by hand (SC-Max: worst prompt per seed, then mean ± sample std over seeds).
 """
 
@@ -20,7 +20,7 @@ from lolbench.probes import FrameKind
 from lolbench.results import load_probes, load_runs, load_tables, numeric, read_summary
 from lolbench.video_io import open_video
 
-DROP = "sink_distance_drop[rms]"
+DROP = "sink_collapse_drop[rms]"
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -43,7 +43,7 @@ def test_every_real_run_is_one_row_with_the_provenance_of_its_summary(real_resul
     for run_dir in dirs:
         summary = read_summary(run_dir)
         row = frame[frame["run_dir"] == str(run_dir)].iloc[0]
-        assert summary["completed"] and summary["frames"] == summary["frames_requested"] == 48
+        assert summary["completed"] and summary["frames"] == summary["frames_requested"] == 64
         assert row["checkpoint_sha256"] == summary["model"]["checkpoint_sha256"] and len(row["checkpoint_sha256"]) == 64
         assert row["git_revision"] == summary["environment"]["git_revision"]
         assert (row["seed"], row["prompt"]) == (summary["seed"], summary["prompt"])
@@ -58,7 +58,7 @@ def test_every_real_run_is_one_row_with_the_provenance_of_its_summary(real_resul
 def test_a_real_runs_tables_load_on_their_axes(real_results):
     run_dir = run_dirs(real_results)[0]
     tables = load_tables(run_dir)
-    assert tables.frames["frame"].tolist() == list(range(48))
+    assert tables.frames["frame"].tolist() == list(range(64))
     assert tables.chunks["first_frame"].tolist() == [3 * c for c in range(16)]
     axis, index, values = tables.indexed_series()["head_sink_mass"]
     assert axis == "chunk" and index.tolist() == [0, 4, 8, 12] and len(values) == 4  # probe_every = 4
