@@ -11,6 +11,7 @@ the same slot number.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -178,6 +179,17 @@ class MemoryBank:
         return {"bank_embedding": self.embedding, "bank_chunk": self.chunk, "bank_recent": self.recent,
                 "bank_similarity": self.similarity}
 
+    def state_dict(self) -> dict[str, Any]:
+        return {**{name: array.copy() for name, array in self.buffers().items()}, "bank_seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, array in self.buffers().items():
+            saved = np.asarray(state[name])
+            if saved.shape != array.shape:
+                raise ValueError(f"memory bank state {name} has shape {saved.shape}, this bank {array.shape}")
+            array[...] = saved
+        self.seen = int(state["bank_seen"])
+
 
 class DySinkMemory:
     """DySink behind the cache's ``ChunkMemory`` interface: bank, retrieval, anomaly gate and their statistics."""
@@ -276,6 +288,15 @@ class DySinkMemory:
 
     def buffers(self) -> dict[str, Tensor | np.ndarray]:
         return {"gate_sum": self._gate_sum, **self.bank.buffers()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"embedder": self.embedder.name, **self.bank.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["embedder"] != self.embedder.name:
+            raise ValueError(f"DySink state was saved with sink.embedder={state['embedder']}, "
+                             f"this run uses {self.embedder.name}")
+        self.bank.load_state_dict(state)
 
 
 def gate_consensus(q_mean: Tensor, entry_keys: Tensor, local_key: Tensor) -> Tensor:
