@@ -250,10 +250,11 @@ class DySinkMemory:
         and returns the mask that drops gated entries (None when nothing is retrieved or the gate is off)."""
         if self._entries is None:
             return None
-        frame_keys = keys.unflatten(2, (-1, self.tokens_per_frame)).mean(dim=3)  # [B, H, S+F, D]
+        # in float32 whatever the model's dtype (a no-op for float32 models)
+        frame_keys = keys.float().unflatten(2, (-1, self.tokens_per_frame)).mean(dim=3)  # [B, H, S+F, D]
         entry_keys = torch.einsum("bes,bhsd->behd", self._entries, frame_keys)  # [B, k, H, D]
         local_key = torch.einsum("bs,bhsd->bhd", self._local, frame_keys)  # [B, H, D]
-        consensus = gate_consensus(q.mean(dim=2), entry_keys, local_key)  # [B, k]
+        consensus = gate_consensus(q.float().mean(dim=2), entry_keys, local_key)  # [B, k]
         if self.policy.gate:
             gated = self._valid & (consensus > self.policy.gate_tau)
         else:
