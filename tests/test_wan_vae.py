@@ -19,10 +19,11 @@ def one_thread():
 
 
 def one_shot(vae, latents: torch.Tensor) -> torch.Tensor:
-    """diffusers' own decode of all latents at once, after undoing the per-channel latent normalization."""
+    """diffusers' own decode of all latents at once, after undoing the per-channel latent normalization,
+    as frames [B, F, 3, H, W]."""
     mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
     std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
-    return vae.decode(latents * std + mean).sample
+    return vae.decode(latents * std + mean).sample.transpose(1, 2)
 
 
 @pytest.mark.parametrize("chunks", [(3, 3, 1), (1, 3, 3)])
@@ -32,9 +33,9 @@ def test_streaming_decode_equals_one_shot(chunks, one_thread):
     expected = one_shot(vae, latents)
     decoder = StreamingWanDecoder(vae)
     parts = [decoder.decode(part) for part in latents.split(list(chunks), dim=2)]
-    assert [p.shape[2] for p in parts] == [pixel_frames(chunks[0])] + [4 * c for c in chunks[1:]]
-    streamed = torch.cat(parts, dim=2)
-    assert streamed.shape == expected.shape == (1, 3, 1 + 4 * (sum(chunks) - 1), 32, 32)
+    assert [p.shape[1] for p in parts] == [pixel_frames(chunks[0])] + [4 * c for c in chunks[1:]]
+    streamed = torch.cat(parts, dim=1)
+    assert streamed.shape == expected.shape == (1, 1 + 4 * (sum(chunks) - 1), 3, 32, 32)
     torch.testing.assert_close(streamed, expected, atol=1e-5, rtol=0)
 
 

@@ -47,7 +47,7 @@ def _conv_count(vae) -> int:
 
 
 class StreamingWanDecoder:
-    """Decode a stream of latent chunks [B, C, f, h, w] into pixels [B, 3, f', H, W] in [-1, 1].
+    """Decode a stream of latent chunks [B, C, f, h, w] into pixel frames [B, f', 3, H, W] in [-1, 1].
 
     Latents are taken as the transformer sees them (normalized per channel); the VAE's ``latents_mean`` /
     ``latents_std`` undo that before decoding. Call ``reset`` before a new video.
@@ -84,7 +84,7 @@ class StreamingWanDecoder:
             out.append(self.vae.decoder(x[:, :, i:i + 1], feat_cache=self._cache, feat_idx=[0],
                                         first_chunk=self._latent_frames == 0))
             self._latent_frames += 1
-        return torch.cat(out, dim=2).clamp(-1.0, 1.0)
+        return torch.cat(out, dim=2).clamp(-1.0, 1.0).transpose(1, 2)  # [B, 3, f', H, W] -> [B, f', 3, H, W]
 
 
 def _vae_width(state: dict[str, Tensor], path: Path) -> int:
