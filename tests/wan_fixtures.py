@@ -1,12 +1,16 @@
-"""Tiny random Wan2.1 text encoder, tokenizer and VAE written to a folder in either layout users have.
+"""Tiny random Wan2.1 components (text encoder, tokenizer, VAE, transformer) written to a folder in either
+layout users have, and the run overrides that use them.
 
 Built the way diffusers' and transformers' own tests build tiny models: the real classes with small widths. The
 original layout is made by renaming the tiny diffusers/transformers weights back to Wan's release names; those
 names are written out here from Wan's public module structure, independently of lolbench's converter.
+
+``python -m tests.wan_fixtures DIR [--layout original]`` writes one and prints the overrides that run it.
 """
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import torch
@@ -125,3 +129,34 @@ def write_text_and_vae(root: Path, layout: str, vocab_size: int = 64, extra_piec
     else:
         raise ValueError(layout)
     return encoder, vae
+
+
+def tiny_wan_overrides(root: Path, latent_size: int = 4) -> list[str]:
+    """``run.py`` overrides for the tiny Wan in ``root``: conf/model/wan_tiny.yaml with Wan2.1's 16 latent
+    channels (the VAE's) and ``latent_size`` x ``latent_size`` latents (8x those pixels)."""
+    return ["model=wan_tiny", "model.in_channels=16", "model.out_channels=16",
+            f"model.latent_height={latent_size}", f"model.latent_width={latent_size}", f"model.wan_dir={root}",
+            f"model.checkpoint={root / 'transformer'}"]
+
+
+def write_tiny_wan(root: Path, layout: str, latent_size: int = 4) -> list[str]:
+    """Text encoder, tokenizer, VAE (in ``layout``) and a random transformer (diffusers folder) in ``root``;
+    returns the overrides that run them."""
+    from lolbench.config import compose_run_config
+    from lolbench.models.wan import WanArch, build_transformer
+
+    write_text_and_vae(root, layout)
+    overrides = tiny_wan_overrides(root, latent_size)
+    arch = WanArch.from_config(compose_run_config(overrides[:-2]).model)
+    torch.manual_seed(0)
+    build_transformer(arch).save_pretrained(root / "transformer")
+    return overrides
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--layout", choices=("diffusers", "original"), default="diffusers")
+    parser.add_argument("--latent-size", type=int, default=4)
+    args = parser.parse_args()
+    print(" ".join(write_tiny_wan(args.root, args.layout, args.latent_size)))

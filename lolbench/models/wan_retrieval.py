@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lolbench._compat import ensure_torchvision
+from lolbench.cache.embed import EMBEDDERS
 
 PE_CORE_ARCH = "vit_pe_core_small_patch16_384"
 PE_CORE_DIM = 512  # width of PE-Core-S16-384's output projection
@@ -52,3 +53,21 @@ class PECoreEmbedder:
         x = F.interpolate(x, size=self.image_size, mode="bilinear", align_corners=False)
         features = self.model(x).unflatten(0, (batch, count))  # [B, F, dim]
         return F.normalize(features.mean(dim=1), dim=-1)
+
+
+class _BankEntry:
+    """What DySink's bank needs of PE-Core to size itself (name, width). The embeddings come from decoded frames
+    through the generator's ``chunk_embedder``; the cache never computes them from its own chunk content."""
+
+    name = PECoreEmbedder.name
+    dim = PE_CORE_DIM
+
+    def __init__(self, channels: int):
+        self.channels = channels
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        raise RuntimeError(f"sink.embedder={self.name} embeds decoded frames: it needs model=wan with "
+                           "model.retrieval_encoder=PATH")
+
+
+EMBEDDERS[PECoreEmbedder.name] = _BankEntry  # makes sink.embedder=pe-core-s16-384 a valid bank embedding
