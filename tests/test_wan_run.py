@@ -100,9 +100,11 @@ def test_missing_component_names_key_and_file(run_config, tmp_path):
 
 
 def test_without_wan_dir_the_key_is_named(run_config, tmp_path):
+    write_tiny_wan(tmp_path, "diffusers")
     overrides = [o for o in tiny_wan_overrides(tmp_path) if not o.startswith("model.wan_dir")]
-    with pytest.raises(ValueError, match="model.wan_dir"):
-        run(run_config([*overrides, "model.wan_dir=null", PROMPT, *FAST]), tmp_path / "run", progress=False)
+    with pytest.raises(RuntimeError, match="model.wan_dir"):
+        run(run_config([*overrides, PROMPT, *FAST]), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "video.mp4").exists()
 
 
 def test_tokenizer_encoder_mismatch_is_reported_before_generating(run_config, tmp_path):

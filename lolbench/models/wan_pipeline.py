@@ -22,13 +22,16 @@ from lolbench.models.wan_vae import StreamingWanDecoder, load_vae
 log = logging.getLogger(__name__)
 
 
+WAN_DIR_HELP = ("model.wan_dir: a local Wan2.1 folder with its text encoder and VAE (diffusers layout: "
+                "text_encoder/ tokenizer/ vae/; original: models_t5_umt5-xxl-enc-bf16.pth google/umt5-xxl/ "
+                "Wan2.1_VAE.pth)")
+
+
 def load_text(cfg: DictConfig) -> WanTextEncoder:
     """The text encoder of ``model.wan_dir``, checked against the transformer's text width."""
     m = cfg.model
     if not m.wan_dir:
-        raise ValueError("model=wan needs model.wan_dir: a local Wan2.1 folder with its text encoder and VAE "
-                         "(diffusers layout: text_encoder/ tokenizer/ vae/; original: models_t5_umt5-xxl-enc-bf16.pth "
-                         "google/umt5-xxl/ Wan2.1_VAE.pth)")
+        raise ValueError(f"model=wan needs {WAN_DIR_HELP}")
     text = load_text_encoder(m.wan_dir, max_length=m.text_len, device=m.device, dtype=_dtype(m.dtype))
     if text.dim != m.text_dim:
         raise ValueError(f"text encoder in model.wan_dir={m.wan_dir} outputs {text.dim} dims but the transformer's "
@@ -79,7 +82,14 @@ def build_wan_latents(cfg: DictConfig) -> WanGenerator:
 
 
 def build_wan_pipeline(cfg: DictConfig) -> tuple[WanGenerator, dict[str, Any]]:
-    """The Wan generator with text encoder, streaming decoder and retrieval embedder, and what results record."""
+    """The Wan generator with text encoder, streaming decoder and retrieval embedder, and what results record.
+
+    Without ``model.wan_dir`` only the transformer is built: it makes latents from text embeddings given
+    directly (``reset_embeds``, e.g. benchmarks), and asking it for a prompt or frames names the missing key."""
+    if not cfg.model.wan_dir:
+        log.warning("model.wan_dir is null: transformer only (latents from given text embeddings; no prompts, "
+                    "no frames)")
+        return build_wan(cfg)
     text = load_text(cfg)
     decoder = load_decoder(cfg)
     embedder = retrieval_embedder(cfg)
