@@ -49,6 +49,21 @@ def test_reset_starts_a_new_video(one_thread):
     torch.testing.assert_close(decoder.decode(latents), first, atol=0, rtol=0)
 
 
+def test_resumed_decoder_continues_the_video(one_thread):
+    vae = tiny_vae()
+    latents = torch.randn(1, 16, 6, 2, 2, generator=torch.Generator().manual_seed(2))
+    expected = one_shot(vae, latents)
+    first = StreamingWanDecoder(vae)
+    head = first.decode(latents[:, :, :3])
+    state = first.state_dict()
+    first.decode(latents[:, :, 3:])  # the original goes on; the saved state must not change with it
+    resumed = StreamingWanDecoder(vae)
+    resumed.load_state_dict(state)
+    tail = resumed.decode(latents[:, :, 3:])
+    torch.testing.assert_close(torch.cat([head, tail], dim=1), expected, atol=1e-5, rtol=0)
+    assert resumed.latent_frames == 6
+
+
 def test_pixel_frames():
     assert [pixel_frames(n) for n in range(5)] == [0, 1, 5, 9, 13]
 

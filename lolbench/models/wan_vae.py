@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -67,6 +68,19 @@ class StreamingWanDecoder:
     def reset(self) -> None:
         self._cache: list[Tensor | None] = [None] * self._convs
         self._latent_frames = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The temporal state between chunks, for resuming a video: each causal convolution's cached input frames
+        (copied to the CPU; diffusers also stores the marker string "Rep" or None there) and the frame count."""
+        return {"cache": [c.detach().cpu().clone() if isinstance(c, Tensor) else c for c in self._cache],
+                "latent_frames": self._latent_frames}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        cache = list(state["cache"])
+        if len(cache) != self._convs:
+            raise ValueError(f"VAE decoder state has {len(cache)} convolution caches, this VAE {self._convs}")
+        self._cache = [c.to(self._mean.device) if isinstance(c, Tensor) else c for c in cache]
+        self._latent_frames = int(state["latent_frames"])
 
     @property
     def latent_frames(self) -> int:
