@@ -13,7 +13,7 @@ import pandas as pd
 
 from lolbench.results import load_runs
 
-EXPERIMENTS = ("sigma", "heads", "rope_methods", "sinks", "phase", "positions")
+EXPERIMENTS = ("sigma", "heads", "rope_methods", "sinks", "phase", "positions", "world")
 RUNS_DIR = "runs"
 ROPE_METHOD_LABELS = {"none": "RoPE", "pi": "PI", "ntk": "NTK", "yarn": "YaRN", "riflex": "RIFLEx"}
 SINK_ORDER = ("window", "static", "deep", "dysink")

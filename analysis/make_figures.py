@@ -299,7 +299,10 @@ def phase_sink_distance(exp: ExperimentRuns, out: Path) -> list[Path]:
 def phase_attention_maps(exp: ExperimentRuns, out: Path) -> list[Path]:
     runs = absolute_runs(exp)
     runs = runs[runs["cfg.jitter.sigma"] == runs["cfg.jitter.sigma"].min()]
-    drop = numeric(runs, metric_key(runs, "sink_collapse_drop"))
+    try:
+        drop = numeric(runs, metric_key(runs, "sink_collapse_drop"))
+    except KeyError as err:
+        raise Skip(f"the runs have no sink-collapse drop to pick the deepest collapse by ({err})") from None
     for index in drop.sort_values(ascending=False, na_position="last").index:  # deepest collapse with probes
         probes = load_probes(runs.loc[index, "run_dir"])
         if probes is not None:
@@ -344,6 +347,12 @@ def positions_table(exp: ExperimentRuns, out: Path) -> list[Path]:
     return write_stats_table(stats, keys, labels, "positions", out, "positions_table")
 
 
+def world_table(exp: ExperimentRuns, out: Path) -> list[Path]:
+    """The chance level: the procedural world through the same metrics (one row, no setting varies)."""
+    stats, keys = setting_stats(exp.runs, ["cfg.model.name"])
+    return write_stats_table(stats, keys, list(stats["cfg.model.name"]), "source", out, "world_reference")
+
+
 OUTPUTS: dict[str, tuple[Callable[[ExperimentRuns, Path], list[Path]], ...]] = {
     "sigma": (sigma_outputs,),
     "heads": (heads_outputs,),
@@ -351,6 +360,7 @@ OUTPUTS: dict[str, tuple[Callable[[ExperimentRuns, Path], list[Path]], ...]] = {
     "sinks": (sinks_table, sinks_motion_quality, dysink_gate_over_time),
     "phase": (phase_sink_distance, phase_attention_maps),
     "positions": (positions_sink_distance, positions_table),
+    "world": (world_table,),
 }
 
 

@@ -348,8 +348,8 @@ class RunData:
         return int(self.summary["frames"])
 
     def late_chunks(self) -> pd.DataFrame:
-        """Probed chunks that start at or after the settled frames (where events are looked for)."""
-        return self.chunks[self.chunks["first_frame"] >= self.settings.settled] if len(self.chunks) else self.chunks
+        """Probed chunks that start at or after the warm-up."""
+        return self.chunks[self.chunks["first_frame"] >= self.settings.warmup] if len(self.chunks) else self.chunks
 
 
 def sink_settings(cfg: DictConfig, threshold: float | None) -> SinkSettings:
@@ -429,7 +429,7 @@ def kernel_maxima(run: RunData, name: str, min_prominence: float) -> list[int] |
         return unavailable(f"rope.positions={run.kernels.mode}: the query-sink distance does not grow with the frame")
     frames = np.arange(run.frames)
     per_frame = run.kernels.at(name, frames[:, None] - np.asarray(run.sink_frames)[None, :]).mean(axis=1)  # [F]
-    start = run.settings.settled
+    start = run.settings.warmup
     if run.frames - start < 3:
         return unavailable(f"fewer than 3 frames after the warm-up of {start}")
     return [int(d) for d, _, _ in local_maxima(per_frame[start:], frames[start:].astype(np.float64), min_prominence)]
@@ -477,7 +477,7 @@ def kernel_rows(run: RunData, name: str, found: list[int] | str, tolerance: int,
     late = run.late_chunks()
     if isinstance(found, str):
         return {**base, "events": len(run.events), "hits": found}, {**base, "chunks": len(late), "pearson_r": found}
-    start, stop = run.settings.settled, run.frames
+    start, stop = run.settings.warmup, run.frames
     hits = match_events([f for f, _ in run.events], found, start, stop, tolerance)
     events = {**base, "events": len(run.events), "hits": hits.hits, "misses": hits.misses,
               "kernel_maxima": len(found), "coverage": hits.coverage, "expected_hits": hits.expected_hits}
@@ -594,7 +594,7 @@ def setting_summary(runs: Sequence[RunData]) -> pd.DataFrame:
                 mean_std([metric_value(r.summary, base) for r in group])
         curves = [r.curve for r in group if r.curve is not None]
         try:
-            row["cross_run_coherence"] = cross_run_coherence(curves, start=group[0].settings.settled,
+            row["cross_run_coherence"] = cross_run_coherence(curves, start=group[0].settings.warmup,
                                                              trend=group[0].settings.trend)
         except ValueError as err:
             row["cross_run_coherence"] = unavailable(str(err))

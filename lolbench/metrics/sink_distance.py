@@ -591,11 +591,14 @@ class SinkDistance(FrameMetric):
 
     def curves(self) -> dict[str, np.ndarray]:
         out = {f"sink_distance_raw[{self.tag}]": self.raw_curve()}
+        try:
+            out[f"sink_distance[{self.tag}]"] = normalize_curve(self.raw_curve(), self.settings.warmup,
+                                                                self.settings.reference)[0]
+        except ValueError:
+            return out
         curves = self.sink_curves()
-        if curves is not None:
-            out[f"sink_distance[{self.tag}]"] = curves.normalized
-            if curves.chance > 1e-12:
-                out[f"sink_collapse_curve[{self.tag}]"] = curves.collapse
+        if curves is not None and curves.chance > 1e-12:
+            out[f"sink_collapse_curve[{self.tag}]"] = curves.collapse
         return out
 
 
