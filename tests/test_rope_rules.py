@@ -141,3 +141,15 @@ def test_riflex_chooses_the_component_per_head_under_jitter():
 def test_a_rope_group_without_a_name_is_named():
     with pytest.raises(ValueError, match="rope config has no key 'name'"):
         rope_spec_from_config({"head_dim": 16}, {"positions": "absolute"})
+
+
+def test_yarn_blends_each_component_by_its_own_ramp():
+    """θ = 100, d_t = 8, L = 20, s = 2, α = 0, β = 2: rotations r_i = 20 ω_i / 2π = 3.18, 1.007, 0.318, 0.101, so
+    γ = 1, 0.503, 0.159, 0.050 and ω'_i = (1 - γ_i) ω_i / 2 + γ_i ω_i, every component on its own ramp."""
+    tables = build_tables(RopeSpec(method="yarn", target_frames=40, yarn_alpha=0.0, yarn_beta=2.0, **SPEC))
+    expected = []
+    for i in range(4):
+        omega = 100.0 ** (-i / 4)
+        gamma = min(1.0, 20 * omega / (2 * math.pi) / 2.0)
+        expected.append((1 - gamma) * omega / 2 + gamma * omega)
+    np.testing.assert_allclose(tables.time[0].numpy(), expected, rtol=1e-12)
