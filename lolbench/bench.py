@@ -1,6 +1,7 @@
 """Benchmarks, reported as ratios measured within one run (never asserted by tests).
 
   python -m lolbench.bench generation   # frames/s at the start and after 10,000 frames, static and dysink
+  python -m lolbench.bench generation model=wan_tiny   # model=wan: ms/chunk at the start and after 1,000 chunks
   python -m lolbench.bench metrics      # metric cost per frame relative to the tiny model's generation cost
 """
 
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import time
+
+import torch
 
 from lolbench.config import compose_run_config
 from lolbench.metrics.suite import build_suite
@@ -35,6 +38,30 @@ def bench_generation(overrides: list[str], late_frame: int, window: int) -> None
         print(f"{sink:8s} {early:10.1f} {late:12.1f} {early / late:10.3f} {info['cache_bytes'] / 2**20:9.2f}")
 
 
+def bench_wan_generation(overrides: list[str], late_chunk: int, window: int) -> None:
+    """model=wan (latents, random text embeddings): cost per chunk at the start and after ``late_chunk`` chunks."""
+    print(f"{'sink':8s} {'ms/chunk@start':>14s} {f'ms/chunk@{late_chunk}':>16s} {'late/start':>10s} {'cache MB':>9s}")
+    for sink in (["sink=static"], ["sink=dysink", "sink.embedder=latent"]):
+        cfg = compose_run_config([*sink, *overrides])
+        generator, info = build_generator(cfg)
+        text = torch.randn(1, cfg.model.text_len, cfg.model.text_dim, generator=torch.Generator().manual_seed(0))
+        generator.reset_embeds(text, cfg.seed)
+
+        def ms_per_chunk(chunks: int) -> float:
+            start = time.perf_counter()
+            for _ in range(chunks):
+                generator.next_latents()
+            if generator.model.device.type == "cuda":
+                torch.cuda.synchronize()
+            return 1e3 * (time.perf_counter() - start) / max(chunks, 1)
+
+        ms_per_chunk(10)  # warm-up
+        early = ms_per_chunk(window)
+        ms_per_chunk(late_chunk - 10 - window)
+        late = ms_per_chunk(window)
+        print(f"{sink[0][5:]:8s} {early:14.2f} {late:16.2f} {late / early:10.3f} {info['cache_bytes'] / 2**20:9.2f}")
+
+
 def bench_metrics(overrides: list[str], frames: int) -> None:
     cfg = compose_run_config(overrides)
     generator, _ = build_generator(cfg)
@@ -60,10 +87,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("which", choices=["generation", "metrics"])
     parser.add_argument("overrides", nargs="*", help="run.py overrides, e.g. model.checkpoint=PATH")
     parser.add_argument("--late-frame", type=int, default=10_000)
-    parser.add_argument("--window", type=int, default=300, help="frames timed at each point")
+    parser.add_argument("--late-chunk", type=int, default=1_000, help="model=wan: chunk timed late")
+    parser.add_argument("--window", type=int, default=300, help="frames (model=wan: chunks) timed at each point")
     parser.add_argument("--frames", type=int, default=480, help="frames for the metrics benchmark")
     args = parser.parse_args(argv)
-    if args.which == "generation":
+    if args.which == "generation" and compose_run_config(args.overrides).model.name == "wan":
+        bench_wan_generation(args.overrides, args.late_chunk, min(args.window, args.late_chunk // 4))
+    elif args.which == "generation":
         bench_generation(args.overrides, args.late_frame, args.window)
     else:
         bench_metrics(args.overrides, args.frames)
