@@ -129,7 +129,10 @@ def _load_state_dict(path: str) -> dict:
     """A plain state dict from a checkpoint file, unwrapping common containers and prefixes."""
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or foreign files
+        raise ValueError(f"{path!r} cannot be read as a checkpoint ({type(err).__name__}: {err})") from err
     for key in ("teacher", "model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

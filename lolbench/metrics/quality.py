@@ -396,9 +396,13 @@ def _assemble(acc: _Accumulator, dynamic: tuple[Result, dict[str, np.ndarray]], 
         values["dynamic_degree"] = result[dynamic_key]
     dims = _score_dims(scorers)
     missing = [d for d in dims if d not in values]
-    result[_score_key(dims, scorers)] = (
-        f"unavailable: no value for {', '.join(missing)}" if missing or not dims
-        else weighted_quality({d: values[d] for d in dims}))
+    if not dims:
+        score: float | str = "unavailable: no dimension on VBench's scale"
+    elif missing:
+        score = f"unavailable: no value for {', '.join(missing)}"
+    else:
+        score = weighted_quality({d: values[d] for d in dims})
+    result[_score_key(dims, scorers)] = score
     result["quality_score_dims"] = dims
     return result, curves
 
