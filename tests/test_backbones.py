@@ -65,8 +65,9 @@ def test_dino_position_embedding_is_resized_like_dino() -> None:
     import torch
 
     pos = torch.arange(1 + 4, dtype=torch.float32).reshape(1, 5, 1).repeat(1, 1, 2)  # CLS + a 2x2 grid
-    assert dino_pos_embed(pos, 2, 2) is pos  # the trained grid is used as is
-    grown = dino_pos_embed(pos, 3, 5)
+    assert dino_pos_embed(pos, 2, 2, square_image=True) is pos  # the trained grid, a square image: as is
+    assert not torch.equal(dino_pos_embed(pos, 2, 2, square_image=False), pos)  # DINO resamples even then
+    grown = dino_pos_embed(pos, 3, 5, square_image=False)
     assert grown.shape == (1, 1 + 15, 2) and grown[0, 0, 0] == 0  # CLS untouched
     # DINO's rule: bicubic with scale factors (n + 0.1) / side, which places samples differently from size=(3, 5)
     by_size = torch.nn.functional.interpolate(pos[:, 1:].reshape(1, 2, 2, 2).permute(0, 3, 1, 2), size=(3, 5),

@@ -152,14 +152,17 @@ def _vit_geometry(state: dict) -> tuple[int, int, int]:
     return dim, depth, patch
 
 
-def dino_pos_embed(pos_embed, grid_h: int, grid_w: int):
-    """DINO's position-embedding interpolation for a ``grid_h x grid_w`` patch grid: [1, 1 + N, D] -> [1, 1 + h*w, D]."""
+def dino_pos_embed(pos_embed, grid_h: int, grid_w: int, square_image: bool):
+    """DINO's position-embedding interpolation for a ``grid_h x grid_w`` patch grid: [1, 1 + N, D] -> [1, 1 + h*w, D].
+
+    Like DINO, the trained table is used unchanged only when the patch count matches and the *image* is square;
+    otherwise it is resampled, even onto a grid of the trained size."""
     import torch
     import torch.nn.functional as F
 
     n = pos_embed.shape[1] - 1
     side = int(n ** 0.5)
-    if grid_h * grid_w == n and grid_h == grid_w:
+    if grid_h * grid_w == n and square_image:
         return pos_embed
     patches = pos_embed[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
     patches = F.interpolate(patches, scale_factor=((grid_h + 0.1) / side, (grid_w + 0.1) / side), mode="bicubic")
@@ -203,7 +206,7 @@ class DinoBackbone(_TorchImageModel):
         grid_h, grid_w = tokens.shape[-2:]
         tokens = tokens.flatten(2).transpose(1, 2)  # [B, h*w, D]
         tokens = torch.cat([m.cls_token.expand(len(tokens), -1, -1), tokens], dim=1)
-        tokens = tokens + dino_pos_embed(m.pos_embed, grid_h, grid_w)
+        tokens = tokens + dino_pos_embed(m.pos_embed, grid_h, grid_w, x.shape[-1] == x.shape[-2])
         return m.norm(m.blocks(tokens))[:, 0]
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
