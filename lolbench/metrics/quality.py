@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import ClassVar
 
 import cv2
@@ -134,12 +135,20 @@ def warp_middle(first: np.ndarray, last: np.ndarray, motion: np.ndarray) -> np.n
     """The frame half-way between two frames: both warped half-way along ``motion`` (their flow on the input
     grid), averaged (uint8)."""
     h, w = first.shape[:2]
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    half_x, half_y = 0.5 * motion[..., 0], 0.5 * motion[..., 1]
-    from_first = cv2.remap(first, xs - half_x, ys - half_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    from_last = cv2.remap(last, xs + half_x, ys + half_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mean = (from_first.astype(np.uint16) + from_last.astype(np.uint16) + 1) // 2  # the mean, halves rounded up
-    return mean.astype(np.uint8)
+    xs, ys = _pixel_grid(h, w)
+    half = 0.5 * motion
+    from_first = cv2.remap(first, xs - half[..., 0], ys - half[..., 1], cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)
+    from_last = cv2.remap(last, xs + half[..., 0], ys + half[..., 1], cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.addWeighted(from_first, 0.5, from_last, 0.5, 0.0)  # the mean, rounded
+
+
+@lru_cache(maxsize=4)
+def _pixel_grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y coordinates of every pixel, float32 [H, W] each (built once per frame size)."""
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    return xs, ys
 
 
 def flow_interpolator(flows: PairFlows) -> Interpolator:
