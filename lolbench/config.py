@@ -11,6 +11,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from lolbench.prompts import register_prompt_resolver
+
 
 @dataclass
 class RunConfig:
@@ -23,6 +25,7 @@ class RunConfig:
     num_frames: int = 480
     seed: int = 0
     prompt: str = "meadow"
+    prompts_file: str | None = None
     probe_every: int = 4
     video_scale: int = 4
 
@@ -30,6 +33,7 @@ class RunConfig:
 def register_configs() -> None:
     """Make ``run_schema`` available to conf/config.yaml's defaults list (typed top-level keys)."""
     ConfigStore.instance().store(name="run_schema", node=RunConfig)
+    register_prompt_resolver()
 
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from lolbench.generator import Chunk
 from lolbench.models.sampler import to_uint8
 from lolbench.models.wan import StreamingWan
 from lolbench.probes import AttentionProbe
+from lolbench.timing import timed
 
 NUM_TRAIN_TIMESTEPS = 1000
 
@@ -44,6 +45,11 @@ class LatentDecoder(Protocol):
     """A streaming VAE decoder (part 2): keeps its own temporal state between chunks of one video."""
 
     def reset(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Its temporal state between chunks (for resuming a video)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
     def decode(self, latents: Tensor) -> Tensor:
         """[B, C, F, h, w] latents -> [B, F', 3, H, W] frames in [-1, 1] (F' may differ from chunk to chunk)."""
@@ -87,7 +93,8 @@ class WanGenerator:
         if chunk_embedder is not None and decoder is None:
             raise ValueError("a chunk_embedder reads decoded frames: it needs a decoder")
         if model.cache.chunk_frames != chunk_frames:
-            raise ValueError(f"model.chunk_frames={chunk_frames} but the cache was built for {model.cache.chunk_frames}")
+            raise ValueError(f"model.chunk_frames={chunk_frames}, but the cache was built for "
+                             f"{model.cache.chunk_frames}")
         self.model = model
         self.cache = model.cache
         self.sigmas = list(sigmas)
@@ -103,7 +110,8 @@ class WanGenerator:
 
     def reset(self, prompt: str, seed: int) -> None:
         if self.text_encoder is None:
-            raise RuntimeError("model=wan needs a text encoder to take a prompt; use reset_embeds(prompt_embeds, seed)")
+            raise RuntimeError("model=wan needs a text encoder to take a prompt: set model.wan_dir (a local Wan2.1 "
+                               "folder), or give text embeddings with reset_embeds(prompt_embeds, seed)")
         self.reset_embeds(self.text_encoder(prompt), seed)
 
     def reset_embeds(self, prompt_embeds: Tensor, seed: int) -> None:
@@ -114,6 +122,27 @@ class WanGenerator:
         self.cache.reset()
         if self.decoder is not None:
             self.decoder.reset()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Resume protocol (lolbench.generator): RNG, frame counters, cache (and decoder) state, between chunks.
+        The text keys and values are not included: ``reset`` with the same prompt recomputes them."""
+        if self._rng is None:
+            raise RuntimeError("state_dict() needs a started video (reset first)")
+        state = {"rng": self._rng.get_state(), "next_frame": self._next_frame, "next_pixel": self._next_pixel,
+                 "cache": self.cache.state_dict()}
+        if self.decoder is not None:
+            state["decoder"] = self.decoder.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue a video after ``reset`` with the same prompt and seed."""
+        if self._rng is None:
+            raise RuntimeError("load_state_dict() after reset(prompt, seed)")
+        self.cache.load_state_dict(state["cache"])
+        self._rng.set_state(torch.as_tensor(state["rng"]))
+        self._next_frame, self._next_pixel = int(state["next_frame"]), int(state["next_pixel"])
+        if self.decoder is not None:
+            self.decoder.load_state_dict(state["decoder"])
 
     def _noise(self, shape: tuple[int, ...]) -> Tensor:
         """Gaussian noise drawn on the CPU (the same video for a seed on any device)."""
@@ -139,15 +168,22 @@ class WanGenerator:
         if self._rng is None:
             raise RuntimeError("call reset(prompt, seed) or reset_embeds(prompt_embeds, seed) before generating")
         first = self._next_frame
-        x0 = self._denoise(first, probe)
-        self.model(x0, self.context_noise, commit=True)
-        pixels = self.decoder.decode(x0) if self.decoder is not None else None
+        seconds: dict[str, float] = {}
+        with timed(seconds, "seconds_transformer"):
+            x0 = self._denoise(first, probe)
+            self.model(x0, self.context_noise, commit=True)
+        pixels = embedding = None
+        if self.decoder is not None:
+            with timed(seconds, "seconds_vae"):
+                pixels = self.decoder.decode(x0)
+        if self.chunk_embedder is not None:
+            with timed(seconds, "seconds_retrieval"):
+                embedding = self.chunk_embedder(pixels)
         content = x0.transpose(1, 2)  # [B, F, C, h, w]: what the chunk memory embeds without a learned encoder
-        embedding = self.chunk_embedder(pixels) if self.chunk_embedder is not None else None
         stats = self.cache.end_chunk(content, embedding=embedding)
         self._next_frame += self.chunk_frames
         chunk = LatentChunk(latents=x0[0].cpu(), first_frame=first, positions=np.asarray(stats.positions),
-                            probe=stats.probes[0] if stats.probes else None, stats=dict(stats.gate))
+                            probe=stats.probes[0] if stats.probes else None, stats={**stats.gate, **seconds})
         return chunk, pixels
 
     def next_latents(self, probe: bool = False) -> LatentChunk:
