@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -225,6 +226,39 @@ class StreamingKVCache:
         if self._memory is not None:
             named.update(self._memory.buffers())
         return named
+
+    def state_dict(self) -> dict[str, Any]:
+        """Copies (on the CPU) of everything later chunks depend on: stored keys and values, ring bookkeeping,
+        frame count and the chunk memory; plus the policy, position mode and RoPE head bases (the jitter draw),
+        which must match on load. Taken between chunks; its size does not grow with the video."""
+        if self._layout is not None:
+            raise RuntimeError("state_dict() is taken between chunks (after end_chunk)")
+        state: dict[str, Any] = {
+            "policy": repr(self.policy), "position_mode": self.position_mode,
+            "head_bases": self.rotary.tables.head_bases.clone(),
+            "keys": self._k.detach().to("cpu", copy=True), "values": self._v.detach().to("cpu", copy=True),
+            "ring_chunk": self._ring_chunk.copy(), "num_frames": self._num_frames,
+        }
+        if self._memory is not None:
+            state["memory"] = self._memory.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state_dict()`` of a cache built with the same configuration (ValueError otherwise)."""
+        for key, mine in (("policy", repr(self.policy)), ("position_mode", self.position_mode)):
+            if state[key] != mine:
+                raise ValueError(f"cache state was saved with {key}={state[key]!r}, this cache has {mine!r}")
+        if not torch.equal(torch.as_tensor(state["head_bases"]), self.rotary.tables.head_bases):
+            raise ValueError("cache state was saved with other RoPE head bases (jitter draw or rope method)")
+        if tuple(state["keys"].shape) != tuple(self._k.shape):
+            raise ValueError(f"cache state holds keys {tuple(state['keys'].shape)}, this cache {tuple(self._k.shape)}")
+        self._k.copy_(state["keys"])
+        self._v.copy_(state["values"])
+        self._ring_chunk[:] = np.asarray(state["ring_chunk"])
+        self._num_frames = int(state["num_frames"])
+        if self._memory is not None:
+            self._memory.load_state_dict(state["memory"])
+        self._layout = None
 
     def memory_bytes(self) -> int:
         """Bytes of all preallocated buffers; constant for the life of the cache."""

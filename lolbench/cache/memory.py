@@ -8,7 +8,7 @@ gate, lolbench.cache.dysink) stays behind this interface, so no policy is specia
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from torch import Tensor
@@ -46,3 +46,9 @@ class ChunkMemory(Protocol):
 
     def buffers(self) -> dict[str, Tensor | np.ndarray]:
         """Every preallocated buffer by name."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Copies of what later chunks depend on (taken between chunks), for resuming a video."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()``; a ValueError names what does not fit."""
