@@ -55,10 +55,21 @@ def openai_clip_state(embed_dim: int, width: int = 64, patch: int = 32, seed: in
 
 
 def save_clip(root: Path, role: str = "clip", embed_dim: int = 32, seed: int = 0) -> Path:
+    """That CLIP as a TorchScript archive of OpenAI's own CLIP class, as OpenAI's ``.pt`` files are (OpenAI's
+    loader, which VBench calls, needs one), when the ``clip`` package is there; else a plain OpenAI-layout state
+    dict, which lolbench's loader reads too."""
     import torch
 
+    state = openai_clip_state(embed_dim, seed=seed)
     path = cache_path(root, role)
-    torch.save(openai_clip_state(embed_dim, seed=seed), path)
+    try:
+        from clip.model import build_model
+    except ImportError:
+        torch.save(state, path)
+        return path
+    model = build_model(state).float().eval()
+    example = (torch.zeros(1, 3, 224, 224), torch.zeros(1, 77, dtype=torch.long))
+    torch.jit.trace(model, example, check_trace=False).save(str(path))
     return path
 
 
