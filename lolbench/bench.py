@@ -3,11 +3,13 @@
   python -m lolbench.bench generation   # frames/s at the start and after 10,000 frames, static and dysink
   python -m lolbench.bench generation model=wan_tiny   # model=wan: ms/chunk at the start and after 1,000 chunks
   python -m lolbench.bench metrics      # metric cost per frame relative to the tiny model's generation cost
+  python -m lolbench.bench eval [VIDEO] # frames/s of `python -m lolbench.eval` and its ratio to the video's fps
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 import torch
@@ -93,6 +95,11 @@ def bench_metrics(overrides: list[str], frames: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["eval"]:
+        from lolbench.bench_eval import main as bench_eval
+
+        return bench_eval(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lolbench.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["generation", "metrics"])
