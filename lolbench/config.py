@@ -25,6 +25,8 @@ class RunConfig:
     prompt: str = "meadow"
     probe_every: int = 4
     video_scale: int = 4
+    checkpoint_every: int = 100
+    resume: Any = False
 
 
 def register_configs() -> None:

@@ -143,6 +143,17 @@ class MemoryBank:
         candidates = np.flatnonzero(redundancy == redundancy.max())
         return int(candidates[np.argmin(self.chunk[b, candidates])])
 
+    def state_dict(self) -> dict[str, np.ndarray | int]:
+        """Entries, recent-chunk ring, cosines and the count of observed chunks (copies)."""
+        return {**{name: array.copy() for name, array in self.buffers().items()}, "seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, np.ndarray | int]) -> None:
+        for name, array in self.buffers().items():
+            if np.shape(state[name]) != array.shape:
+                raise ValueError(f"memory bank state {name} has shape {np.shape(state[name])}, expected {array.shape}")
+            array[...] = state[name]
+        self.seen = int(state["seen"])
+
     def buffers(self) -> dict[str, np.ndarray]:
         return {"bank_embedding": self.embedding, "bank_chunk": self.chunk, "bank_recent": self.recent,
                 "bank_similarity": self.similarity}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -225,6 +226,45 @@ class StreamingKVCache:
         if self._bank is not None:
             named.update(self._bank.buffers())
         return named
+
+    def state_dict(self) -> dict[str, Any]:
+        """Contents and layout between chunks, for resuming a video: committed frames, ring bookkeeping, the
+        stored keys and values (ring and bank blocks; the scratch block is rewritten by every chunk), DySink's
+        bank, and the RoPE head bases as a fingerprint of the jitter draw. Same size at every frame."""
+        if self._layout is not None:
+            raise RuntimeError("state_dict() while a chunk is open; call it between chunks")
+        stored = self._scratch * self._block_tokens
+        state: dict[str, Any] = {
+            "num_frames": self._num_frames, "ring_chunk": self._ring_chunk.copy(), "policy": repr(self.policy),
+            "position_mode": self.position_mode, "head_bases": self.rotary.tables.head_bases.detach().cpu().clone(),
+            "keys": self._k[:, :, :, :stored].cpu().clone(), "values": self._v[:, :, :, :stored].cpu().clone(),
+        }
+        if self._bank is not None:
+            state["bank"] = self._bank.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (see ``state_dict``); a cache of another policy, position mode, jitter
+        draw or size is refused with the mismatch named."""
+        for key, mine in (("policy", repr(self.policy)), ("position_mode", self.position_mode)):
+            if state[key] != mine:
+                raise ValueError(f"cache state has {key}={state[key]!r}, this cache has {mine!r}")
+        if not torch.equal(state["head_bases"], self.rotary.tables.head_bases.detach().cpu()):
+            raise ValueError("cache state was made with other RoPE head bases (jitter draw): "
+                             f"{state['head_bases'].tolist()} vs {self.rotary.tables.head_bases.tolist()}")
+        stored = self._scratch * self._block_tokens
+        if tuple(state["keys"].shape) != tuple(self._k[:, :, :, :stored].shape):
+            raise ValueError(f"cache state keys have shape {tuple(state['keys'].shape)}, this cache stores "
+                             f"{tuple(self._k[:, :, :, :stored].shape)}")
+        if (self._bank is None) != ("bank" not in state):
+            raise ValueError("cache state and this cache disagree on having a DySink memory bank")
+        self.reset()
+        self._num_frames = int(state["num_frames"])
+        self._ring_chunk[:] = state["ring_chunk"]
+        self._k[:, :, :, :stored] = state["keys"].to(self._k)
+        self._v[:, :, :, :stored] = state["values"].to(self._v)
+        if self._bank is not None:
+            self._bank.load_state_dict(state["bank"])
 
     def memory_bytes(self) -> int:
         """Bytes of all preallocated buffers; constant for the life of the cache."""
