@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from pathlib import Path
 
@@ -27,6 +27,7 @@ class RunConfig:
     video_scale: int = 4
     checkpoint_every: int = 100
     resume: Any = False
+    threads: Optional[int] = None
 
 
 def register_configs() -> None:

@@ -10,6 +10,7 @@ run with an error naming chunk and frame, after writing the results of everythin
 from __future__ import annotations
 
 import logging
+import resource
 import shutil
 import signal
 import time
@@ -58,6 +59,8 @@ def check_run_config(cfg: DictConfig) -> None:
         raise ValueError(f"video_scale must be >= 1, got {cfg.video_scale}")
     if cfg.checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be >= 1 chunk, got {cfg.checkpoint_every}")
+    if cfg.threads is not None and cfg.threads < 1:
+        raise ValueError(f"threads must be >= 1 or null (torch's default), got {cfg.threads}")
     if cfg.resume not in RESUME_MODES:
         raise ValueError(f"resume must be one of {RESUME_MODES}, got {cfg.resume!r}")
 
@@ -179,7 +182,7 @@ def restore(out_dir: Path, config: dict[str, Any], generator: VideoGenerator, su
                          "(only num_frames may change)")
     if state["torch_threads"] != torch.get_num_threads():
         log.warning("resume: the checkpoint was written with %d torch threads, this process has %d; frames "
-                    "stay valid but are not bitwise equal to an uninterrupted run (set OMP_NUM_THREADS=%d)",
+                    "stay valid but are not bitwise equal to an uninterrupted run (set threads=%d)",
                     state["torch_threads"], torch.get_num_threads(), state["torch_threads"])
     generator.load_state_dict(state["generator"])
     suite.load_state_dict(state["metrics"])
@@ -249,6 +252,8 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
     checkpoint in ``out_dir``. Raises ``NonFiniteOutputError`` after writing the results of the frames before it.
     """
     check_run_config(cfg)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
     generator, model_info = build_generator(cfg)
     generator.reset(cfg.prompt, cfg.seed)
     suite = build_suite(cfg.metrics, fps=generator.fps, chunk_frames=generator.chunk_frames)
@@ -313,6 +318,7 @@ def summarize(cfg: DictConfig, config: dict[str, Any], model_info: dict[str, Any
         "checkpoint_seconds": stream.checkpoint_seconds,
         "resumes": stream.resumes,
         "generation_fps": stream.frames / max(seconds, 1e-9),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,  # this process (Linux: KiB)
         "seed": cfg.seed,
         "prompt": cfg.prompt,
         "model": model_info,
