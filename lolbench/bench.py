@@ -3,6 +3,7 @@ by tests).
 
   python -m lolbench.bench all          # every figure below -> results/bench/<date>-<machine>.{json,md}
   python -m lolbench.bench generation   # frames/s at the start and after --late-frame frames, static and dysink
+  python -m lolbench.bench generation model=wan_tiny   # model=wan: ms/chunk at the start and after 1,000 chunks
   python -m lolbench.bench metrics      # metric cost per frame relative to the tiny model's generation cost
 
 ``all`` measures: generation frames/s (static, dysink) and the late/early time per frame; the peak-RSS ratio
@@ -71,6 +72,30 @@ def bench_generation(overrides: list[str], late_frame: int, window: int) -> dict
         print(f"{sink:8s} {r['fps_early']:10.1f} {r['fps_late']:12.1f} {r['late_over_early_time_per_frame']:10.3f} "
               f"{r['cache_mb']:9.2f}")
     return out
+
+
+def bench_wan_generation(overrides: list[str], late_chunk: int, window: int) -> None:
+    """model=wan (latents, random text embeddings): cost per chunk at the start and after ``late_chunk`` chunks."""
+    print(f"{'sink':8s} {'ms/chunk@start':>14s} {f'ms/chunk@{late_chunk}':>16s} {'late/start':>10s} {'cache MB':>9s}")
+    for sink in (["sink=static"], ["sink=dysink", "sink.embedder=latent"]):
+        cfg = compose_run_config([*sink, *overrides])
+        generator, info = build_generator(cfg)
+        text = torch.randn(1, cfg.model.text_len, cfg.model.text_dim, generator=torch.Generator().manual_seed(0))
+        generator.reset_embeds(text, cfg.seed)
+
+        def ms_per_chunk(chunks: int) -> float:
+            start = time.perf_counter()
+            for _ in range(chunks):
+                generator.next_latents()
+            if generator.model.device.type == "cuda":
+                torch.cuda.synchronize()
+            return 1e3 * (time.perf_counter() - start) / max(chunks, 1)
+
+        ms_per_chunk(10)  # warm-up
+        early = ms_per_chunk(window)
+        ms_per_chunk(late_chunk - 10 - window)
+        late = ms_per_chunk(window)
+        print(f"{sink[0][5:]:8s} {early:14.2f} {late:16.2f} {late / early:10.3f} {info['cache_bytes'] / 2**20:9.2f}")
 
 
 def metric_overhead(overrides: list[str], frames: int) -> dict[str, float]:
@@ -201,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("which", choices=["all", "generation", "metrics"])
     parser.add_argument("overrides", nargs="*", help="run.py overrides, e.g. model.checkpoint=PATH")
     parser.add_argument("--late-frame", type=int, default=50_000)
-    parser.add_argument("--window", type=int, default=300, help="frames timed at each point")
+    parser.add_argument("--late-chunk", type=int, default=1_000, help="model=wan: chunk timed late")
+    parser.add_argument("--window", type=int, default=300, help="frames (model=wan: chunks) timed at each point")
     parser.add_argument("--frames", type=int, default=480, help="frames for the metrics benchmark")
     parser.add_argument("--rss-frames", type=int, nargs=2, default=(2_000, 57_600),
                         help="short and long run whose peak RSS is compared")
@@ -212,7 +238,9 @@ def main(argv: list[str] | None = None) -> None:
     threads = compose_run_config(args.overrides).threads
     if threads is not None:  # as run.py does, so in-process and subprocess figures use the same threads
         torch.set_num_threads(threads)
-    if args.which == "generation":
+    if args.which == "generation" and compose_run_config(args.overrides).model.name == "wan":
+        bench_wan_generation(args.overrides, args.late_chunk, min(args.window, args.late_chunk // 4))
+    elif args.which == "generation":
         bench_generation(args.overrides, args.late_frame, args.window)
     elif args.which == "metrics":
         metric_overhead(args.overrides, args.frames)

@@ -1,20 +1,24 @@
 """DySink (arXiv 2605.21028): a memory bank of past chunks retrieved as dynamic sinks, plus the sink anomaly gate.
 
-The policy holds the parameters and, through ``SinkPolicy.select``, the retrieval rule (top-k outside the sink
-and the local window; the window grows by a chunk per missing entry). ``MemoryBank`` holds the per-video
-embeddings and the dedup and eviction rules; the entries' keys and values live in the KV cache's storage, in
-the bank block with the same slot number. ``gate_consensus`` is the anomaly test the cache runs per layer
-and per attention call.
+The policy holds the parameters and the retrieval rule (``DySinkPolicy.select``: top-k outside the sink and the
+local window; the window grows by a chunk per missing entry). ``MemoryBank`` holds the per-video embeddings and
+the dedup and eviction rules. ``DySinkMemory`` is what the KV cache talks to (lolbench.cache.memory.ChunkMemory):
+it ranks the bank, places the retrieved chunks, runs the anomaly test ``gate_consensus`` per layer and attention
+call, and keeps the gate statistics; the entries' keys and values live in the cache's storage, in the block of
+the same slot number.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from lolbench.cache.embed import EMBEDDERS
-from lolbench.cache.policies import SinkPolicy, check_size
+from lolbench.cache.embed import EMBEDDERS, build_embedder
+from lolbench.cache.policies import Selection, SinkPolicy, check_size
+from lolbench.probes import FrameKind
 
 
 class DySinkPolicy(SinkPolicy):
@@ -66,6 +70,33 @@ class DySinkPolicy(SinkPolicy):
                 f"sink.window_frames={self.window_frames} must be a whole number of chunks of {chunk_frames} "
                 "frames for dysink: its retrieval query is the embeddings of the chunks in the window"
             )
+
+    def max_local_frames(self, chunk_frames: int) -> int:
+        """The window after growing by a chunk for every retrieved entry that is missing."""
+        return self.window_frames + self.top_k * chunk_frames
+
+    def select(self, num_frames: int, chunk_frames: int, ranked: Sequence[int] = ()) -> Selection:
+        """Context of the chunk that starts at frame ``num_frames``.
+
+        ``ranked``: candidate chunk indices, best first (the memory bank). Up to ``top_k`` are retrieved from those
+        lying entirely between the sink and the local window. With ``m`` entries missing the window grows by ``m``
+        chunks; since growing can swallow a candidate, the smallest ``m`` for which enough candidates remain
+        outside the grown window is used, which keeps retrieved and local frames disjoint.
+        """
+        sink = range(min(self.sink_frames, num_frames))
+        missing = 0
+        while True:  # ends by missing == top_k at the latest, where no candidate is needed
+            local_start = max(len(sink), num_frames - self.window_frames - missing * chunk_frames)
+            eligible = [c for c in ranked if c * chunk_frames >= self.sink_frames
+                        and (c + 1) * chunk_frames <= local_start]
+            if len(eligible) >= self.top_k - missing:
+                retrieved = tuple(sorted(eligible[: self.top_k - missing]))
+                return Selection(sink, range(local_start, num_frames), retrieved)
+            missing += 1
+
+    def memory(self, batch: int, chunk_frames: int, tokens_per_frame: int, channels: int,
+               device: torch.device) -> DySinkMemory:
+        return DySinkMemory(self, batch, chunk_frames, tokens_per_frame, channels, device)
 
 
 class MemoryBank:
@@ -157,6 +188,112 @@ class MemoryBank:
     def buffers(self) -> dict[str, np.ndarray]:
         return {"bank_embedding": self.embedding, "bank_chunk": self.chunk, "bank_recent": self.recent,
                 "bank_similarity": self.similarity}
+
+
+class DySinkMemory:
+    """DySink behind the cache's ``ChunkMemory`` interface: bank, retrieval, anomaly gate and their statistics."""
+
+    def __init__(self, policy: DySinkPolicy, batch: int, chunk_frames: int, tokens_per_frame: int, channels: int,
+                 device: torch.device):
+        self.policy = policy
+        self.batch, self.chunk_frames, self.tokens_per_frame = batch, chunk_frames, tokens_per_frame
+        self.num_slots = policy.bank_size
+        self.device = device
+        self.embedder = build_embedder(policy.embedder, channels)
+        self.bank = MemoryBank(batch, policy.bank_size, self.embedder.dim, policy.window_frames // chunk_frames,
+                               policy.dedup_threshold)
+        self._gate_sum = torch.zeros(3, device=device)  # entries tested, entries gated, sum of consensus
+        self._ranked: list[list[tuple[int, float]]] = []
+        self._kind = np.zeros((batch, 0), dtype=np.int8)
+        self._entries: Tensor | None = None  # [B, k, S+F] weight 1/F on the frames of retrieved entry j
+        self._local: Tensor | None = None  # [B, S+F] weight 1/n on the n local-window frames
+        self._valid: Tensor | None = None  # [B, k] entry j exists for video b
+        self._score = float("nan")  # mean retrieval score of the retrieved entries
+
+    def reset(self) -> None:
+        self.bank.reset()
+
+    def select(self, num_frames: int) -> list[Selection]:
+        self._ranked = [self.bank.ranked(b) for b in range(self.batch)]
+        return [self.policy.select(num_frames, self.chunk_frames, [c for c, _ in r]) for r in self._ranked]
+
+    def slot_of(self, b: int, chunk: int) -> int:
+        return self.bank.slot_of(b, chunk)
+
+    def begin(self, selections: list[Selection], kind: np.ndarray) -> None:
+        """Per-chunk weights that turn per-frame key means into entry and local-window means for the gate."""
+        self._gate_sum.zero_()
+        self._kind = kind
+        self._entries = self._local = self._valid = None
+        self._score = float("nan")
+        if not any(sel.retrieved for sel in selections):
+            return
+        F = self.chunk_frames
+        entries = np.zeros((self.batch, self.policy.top_k, kind.shape[1]), dtype=np.float32)
+        scores = []
+        for b, sel in enumerate(selections):
+            score = dict(self._ranked[b])
+            for j, c in enumerate(sel.retrieved):
+                start = len(sel.sink) + j * F  # retrieved frames follow the sink, entry by entry
+                entries[b, j, start : start + F] = 1.0 / F
+                scores.append(score[c])
+        local = (kind == FrameKind.LOCAL).astype(np.float32)
+        local /= local.sum(axis=1, keepdims=True)
+        self._entries = torch.from_numpy(entries).to(self.device)
+        self._local = torch.from_numpy(local).to(self.device)
+        self._valid = self._entries.sum(dim=2) > 0
+        self._score = float(np.mean(scores))
+
+    def mask(self, q: Tensor, keys: Tensor) -> Tensor | None:
+        """DySink's anomaly gate for one layer and call: tests every retrieved entry, records the statistics,
+        and returns the mask that drops gated entries (None when nothing is retrieved or the gate is off)."""
+        if self._entries is None:
+            return None
+        frame_keys = keys.unflatten(2, (-1, self.tokens_per_frame)).mean(dim=3)  # [B, H, S+F, D]
+        entry_keys = torch.einsum("bes,bhsd->behd", self._entries, frame_keys)  # [B, k, H, D]
+        local_key = torch.einsum("bs,bhsd->bhd", self._local, frame_keys)  # [B, H, D]
+        consensus = gate_consensus(q.mean(dim=2), entry_keys, local_key)  # [B, k]
+        if self.policy.gate:
+            gated = self._valid & (consensus > self.policy.gate_tau)
+        else:
+            gated = torch.zeros_like(self._valid)
+        valid = self._valid.float()
+        self._gate_sum += torch.stack([valid.sum(), gated.float().sum(), (consensus * valid).sum()])
+        if not self.policy.gate:
+            return None
+        blocked = torch.einsum("be,bes->bs", gated.float(), self._entries) > 0  # [B, S+F]
+        return (~blocked).repeat_interleave(self.tokens_per_frame, dim=1)[:, None, None, :]
+
+    def store(self, frames: Tensor, embedding: Tensor | None, chunk: int) -> np.ndarray:
+        """Embed the finished chunk (or take its given ``embedding``, [B, dim] unit vectors) into the bank."""
+        if embedding is None:
+            embedding = self.embedder(frames)
+        elif tuple(embedding.shape) != (self.batch, self.embedder.dim):
+            raise ValueError(f"embedding must be [B={self.batch}, dim={self.embedder.dim}] "
+                             f"(sink.embedder={self.embedder.name}), got {tuple(embedding.shape)}")
+        return self.bank.add(embedding.detach().float().cpu().numpy(), chunk)
+
+    def stats(self) -> dict[str, float]:
+        tested, gated, consensus = self._gate_sum.tolist()
+        retrieved = 0.0 if self._valid is None else self._valid.sum(dim=1).float().mean().item()
+        return {
+            "retrieved": retrieved,
+            "local_frames": float((self._kind == FrameKind.LOCAL).sum(axis=1).mean()),
+            "bank_entries": self.bank.occupancy(),
+            f"retrieval_score[{self.embedder.name}]": self._score,
+            "gate_fraction": gated / tested if tested else float("nan"),
+            "gate_consensus_mean": consensus / tested if tested else float("nan"),
+        }
+
+    def buffers(self) -> dict[str, Tensor | np.ndarray]:
+        return {"gate_sum": self._gate_sum, **self.bank.buffers()}
+
+    def state_dict(self) -> dict[str, np.ndarray | int]:
+        """Between chunks only the bank is state; retrieval and gate statistics are rebuilt by every chunk."""
+        return self.bank.state_dict()
+
+    def load_state_dict(self, state: dict[str, np.ndarray | int]) -> None:
+        self.bank.load_state_dict(state)
 
 
 def gate_consensus(q_mean: Tensor, entry_keys: Tensor, local_key: Tensor) -> Tensor:

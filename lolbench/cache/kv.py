@@ -1,13 +1,15 @@
-"""The streaming KV cache: storage, RoPE positions, sink policy, DySink gate and attention probes in one place.
+"""The streaming KV cache: storage, layout, RoPE positions and attention probes, for any model and sink policy.
 
 A model calls ``begin_chunk``, then ``attend`` in every layer for each denoising step (``commit=False``) and
 once more for the clean re-pass (``commit=True``), then ``end_chunk``. The model never sees which policy or
 position mode is in use.
 
-Storage is allocated once. Keys and values of every layer live in one tensor of fixed-size *blocks* of one
-chunk each: a ring of blocks for the sink and local frames (slot -> chunk bookkeeping, freed blocks reused),
-DySink's bank blocks, and one scratch block for the chunk being generated. Per call the context is gathered
-from the blocks in time order, so memory and per-chunk cost do not depend on the video length.
+Storage is allocated once, on the model's device and dtype. Keys and values of every layer live in one tensor of
+fixed-size *blocks* of one chunk each: a ring of blocks for the sink and local frames (slot -> chunk bookkeeping,
+freed blocks reused), the blocks of the policy's chunk memory if it keeps one (DySink's bank, behind the
+``ChunkMemory`` interface of lolbench.cache.memory), and one scratch block for the chunk being generated. Per call
+the context is gathered from the blocks in time order, so memory and per-chunk cost do not depend on the video
+length.
 
 Positions: in ``absolute`` mode queries and keys are rotated at their frame index and keys are stored rotated,
 so they keep their phase forever. In ``rolling`` mode keys are stored un-rotated and every call rotates the
@@ -24,8 +26,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lolbench.cache.dysink import DySinkPolicy, MemoryBank, gate_consensus
-from lolbench.cache.embed import build_embedder
 from lolbench.cache.policies import Selection, SinkPolicy
 from lolbench.probes import AttentionProbe, FrameKind
 from lolbench.rope import POSITION_MODES, Rotary
@@ -36,7 +36,7 @@ class ChunkStats:
     """What the cache reports about one finished chunk."""
 
     probes: list[AttentionProbe] | None  # one per batch element, on probed chunks only
-    gate: dict[str, float]  # DySink retrieval and gate statistics (empty for other policies); NaN = undefined
+    gate: dict[str, float]  # the chunk memory's statistics (DySink: retrieval and gate; else empty); NaN = undefined
     positions: np.ndarray  # [F] temporal positions the chunk's queries used
 
 
@@ -49,10 +49,6 @@ class _Layout:
     token_index: Tensor  # [B, (S+F)*P] storage token of each key
     query_pos: Tensor  # [F] temporal positions of the chunk's queries
     key_pos: Tensor  # [S+F] positions the keys are rotated at per call (rolling mode; 0..S+F-1)
-    entries: Tensor | None  # [B, k, S+F] weight 1/F on the frames of retrieved entry j; None: nothing retrieved
-    local: Tensor | None  # [B, S+F] weight 1/n on the n local-window frames
-    valid: Tensor | None  # [B, k] entry j exists for video b
-    retrieval_score: float  # mean score of the retrieved entries, NaN if none
 
 
 class StreamingKVCache:
@@ -70,7 +66,10 @@ class StreamingKVCache:
         chunk_frames: int,
         dtype: torch.dtype = torch.float32,
         device: str | torch.device = "cpu",
+        content_channels: int = 3,
     ):
+        """``content_channels``: channels of the chunks ``end_chunk`` receives (3 for frames, 16 for Wan
+        latents), for a policy whose chunk memory embeds them."""
         if position_mode not in POSITION_MODES:
             raise ValueError(f"position_mode={position_mode!r} is not one of {POSITION_MODES}")
         for key, value in (("num_layers", num_layers), ("batch", batch), ("num_heads", num_heads),
@@ -88,13 +87,9 @@ class StreamingKVCache:
         self._keep_after = max_local  # ring keeps sink frames and the last `max_local` frames
         self._max_keys = policy.sink_frames + max_local + chunk_frames  # S + F at most
         num_ring = math.ceil(policy.sink_frames / chunk_frames) + math.ceil(max_local / chunk_frames) + 1
-        self._bank: MemoryBank | None = None
-        if isinstance(policy, DySinkPolicy):
-            self._embedder = build_embedder(policy.embedder)
-            self._bank = MemoryBank(batch, policy.bank_size, self._embedder.dim,
-                                    policy.window_frames // chunk_frames, policy.dedup_threshold)
-        self._bank_start = num_ring  # first bank block
-        self._scratch = num_ring + (policy.bank_size if self._bank else 0)  # block of the chunk being generated
+        self._memory = policy.memory(batch, chunk_frames, self.tokens_per_frame, content_channels, self.device)
+        self._memory_start = num_ring  # first block of the chunk memory
+        self._scratch = num_ring + (self._memory.num_slots if self._memory else 0)  # block of the chunk generated
         shape = (num_layers, batch, num_heads, (self._scratch + 1) * self._block_tokens, head_dim)
         self._k = torch.empty(shape, dtype=dtype, device=self.device)  # [L, B, H, blocks*F*P, D]
         self._v = torch.empty(shape, dtype=dtype, device=self.device)
@@ -102,7 +97,6 @@ class StreamingKVCache:
         self._committed = np.zeros(num_layers, dtype=bool)
         self._probe_sum = torch.zeros(num_layers, batch, num_heads, self._max_keys, device=self.device)
         self._probe_calls = np.zeros(num_layers, dtype=np.int64)
-        self._gate_sum = torch.zeros(3, device=self.device)  # entries tested, entries gated, sum of consensus
         self.reset()
 
     # ------------------------------------------------------------------ chunk protocol
@@ -110,8 +104,8 @@ class StreamingKVCache:
     def reset(self) -> None:
         """Start a new video (buffers are kept, only the bookkeeping is cleared)."""
         self._ring_chunk.fill(-1)
-        if self._bank is not None:
-            self._bank.reset()
+        if self._memory is not None:
+            self._memory.reset()
         self._num_frames = 0
         self._layout: _Layout | None = None  # context of the open chunk; None between chunks
         self._pending = -1  # ring block the open chunk will occupy
@@ -124,23 +118,26 @@ class StreamingKVCache:
         return self._num_frames
 
     def begin_chunk(self, first_frame: int, probe: bool) -> None:
-        """Fix the context of the chunk starting at ``first_frame`` (DySink retrieves here)."""
+        """Fix the context of the chunk starting at ``first_frame`` (a chunk memory retrieves here)."""
         if self._layout is not None:
             raise RuntimeError(f"begin_chunk({first_frame}) while the chunk at frame {self._num_frames} is open; "
                                "call end_chunk(frames) first")
         if first_frame != self._num_frames:
             raise ValueError(f"begin_chunk(first_frame={first_frame}): expected {self._num_frames}, the number of "
                              "frames committed since reset()")
-        ranked = [self._bank.ranked(b) if self._bank else [] for b in range(self.batch)]
-        selections = [self.policy.select(first_frame, self.chunk_frames, [c for c, _ in r]) for r in ranked]
-        self._layout = self._build_layout(selections, ranked)
+        if self._memory is not None:
+            selections = self._memory.select(first_frame)
+        else:
+            selections = [self.policy.select(first_frame, self.chunk_frames)] * self.batch
+        self._layout = self._build_layout(selections)
+        if self._memory is not None:
+            self._memory.begin(selections, self._layout.kind)
         self._pending = int(np.flatnonzero(self._ring_chunk < 0)[0])  # ring block the chunk will occupy
         self._committed[:] = False
         self._probe = probe
         if probe:
             self._probe_sum.zero_()
             self._probe_calls[:] = 0
-        self._gate_sum.zero_()
         self._scale = self.rotary.tables.attn_scale / math.sqrt(self.head_dim)
 
     def attend(self, layer: int, q: Tensor, k: Tensor, v: Tensor, *, commit: bool) -> Tensor:
@@ -164,7 +161,7 @@ class StreamingKVCache:
         if self.position_mode == "rolling":
             keys = self.rotary.rotate(keys, layout.key_pos)
             q = self.rotary.rotate(q, layout.query_pos)
-        mask = self._gate_mask(q, keys, layout) if layout.entries is not None else None
+        mask = self._memory.mask(q, keys) if self._memory is not None else None
         if self._probe and not commit:
             out = self._probed_attention(layer, q, keys, values, mask)
         else:
@@ -179,9 +176,12 @@ class StreamingKVCache:
         self._write_current(layer, k, v)
         self._store(layer)
 
-    def end_chunk(self, frames: Tensor) -> ChunkStats:
-        """Close the open chunk: its committed keys and values join the context, DySink embeds ``frames``
-        ([B, F, 3, H, W], float in [-1, 1] or uint8) for its bank, and old frames are evicted."""
+    def end_chunk(self, frames: Tensor, embedding: Tensor | None = None) -> ChunkStats:
+        """Close the open chunk: its committed keys and values join the context, a chunk memory (DySink's bank)
+        observes it, and old frames are evicted.
+
+        ``frames``: the chunk, [B, F, C, H, W] (pixels float in [-1, 1] or uint8, or latents); the memory
+        embeds it unless ``embedding`` ([B, dim] unit vectors from a learned encoder) is given."""
         layout = self._open("end_chunk")
         if not self._committed.all():
             raise RuntimeError(f"end_chunk: layers {np.flatnonzero(~self._committed).tolist()} did not commit "
@@ -193,9 +193,9 @@ class StreamingKVCache:
         chunk = self._num_frames // self.chunk_frames
         self._ring_chunk[self._pending] = chunk
         gate = {}
-        if self._bank is not None:
-            self._add_to_bank(frames, chunk)
-            gate = self._gate_stats(layout)
+        if self._memory is not None:
+            self._store_in_memory(frames, embedding, chunk)
+            gate = self._memory.stats()
         self._num_frames += self.chunk_frames
         self._evict()
         self._layout = None
@@ -221,16 +221,17 @@ class StreamingKVCache:
         """Every preallocated buffer by name."""
         named: dict[str, Tensor | np.ndarray] = {
             "keys": self._k, "values": self._v, "ring_chunk": self._ring_chunk, "committed": self._committed,
-            "probe_sum": self._probe_sum, "probe_calls": self._probe_calls, "gate_sum": self._gate_sum,
+            "probe_sum": self._probe_sum, "probe_calls": self._probe_calls,
         }
-        if self._bank is not None:
-            named.update(self._bank.buffers())
+        if self._memory is not None:
+            named.update(self._memory.buffers())
         return named
 
     def state_dict(self) -> dict[str, Any]:
         """Contents and layout between chunks, for resuming a video: committed frames, ring bookkeeping, the
-        stored keys and values (ring and bank blocks; the scratch block is rewritten by every chunk), DySink's
-        bank, and the RoPE head bases as a fingerprint of the jitter draw. Same size at every frame."""
+        stored keys and values (ring and chunk-memory blocks; the scratch block is rewritten by every chunk), the
+        chunk memory's state (DySink's bank), and the RoPE head bases as a fingerprint of the jitter draw. Same
+        size at every frame."""
         if self._layout is not None:
             raise RuntimeError("state_dict() while a chunk is open; call it between chunks")
         stored = self._scratch * self._block_tokens
@@ -239,8 +240,8 @@ class StreamingKVCache:
             "position_mode": self.position_mode, "head_bases": self.rotary.tables.head_bases.detach().cpu().clone(),
             "keys": self._k[:, :, :, :stored].cpu().clone(), "values": self._v[:, :, :, :stored].cpu().clone(),
         }
-        if self._bank is not None:
-            state["bank"] = self._bank.state_dict()
+        if self._memory is not None:
+            state["memory"] = self._memory.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -256,15 +257,15 @@ class StreamingKVCache:
         if tuple(state["keys"].shape) != tuple(self._k[:, :, :, :stored].shape):
             raise ValueError(f"cache state keys have shape {tuple(state['keys'].shape)}, this cache stores "
                              f"{tuple(self._k[:, :, :, :stored].shape)}")
-        if (self._bank is None) != ("bank" not in state):
-            raise ValueError("cache state and this cache disagree on having a DySink memory bank")
+        if (self._memory is None) != ("memory" not in state):
+            raise ValueError("cache state and this cache disagree on having a chunk memory (DySink's bank)")
         self.reset()
         self._num_frames = int(state["num_frames"])
         self._ring_chunk[:] = state["ring_chunk"]
         self._k[:, :, :, :stored] = state["keys"].to(self._k)
         self._v[:, :, :, :stored] = state["values"].to(self._v)
-        if self._bank is not None:
-            self._bank.load_state_dict(state["bank"])
+        if self._memory is not None:
+            self._memory.load_state_dict(state["memory"])
 
     def memory_bytes(self) -> int:
         """Bytes of all preallocated buffers; constant for the life of the cache."""
@@ -305,7 +306,7 @@ class StreamingKVCache:
         self._v[layer, :, :, pending] = self._v[layer, :, :, scratch]
         self._committed[layer] = True
 
-    def _build_layout(self, selections: list[Selection], ranked: list[list[tuple[int, float]]]) -> _Layout:
+    def _build_layout(self, selections: list[Selection]) -> _Layout:
         F, P, n = self.chunk_frames, self.tokens_per_frame, self._num_frames
         ring_block = {int(c): i for i, c in enumerate(self._ring_chunk) if c >= 0}
         frames, kinds, blocks = [], [], []
@@ -315,7 +316,7 @@ class StreamingKVCache:
             kinds.append([FrameKind.SINK] * len(sel.sink) + [FrameKind.RETRIEVED] * len(retrieved)
                          + [FrameKind.LOCAL] * len(sel.local) + [FrameKind.CURRENT] * F)
             blocks.append([ring_block[f // F] for f in sel.sink]
-                          + [self._bank_start + self._bank.slot_of(b, f // F) for f in retrieved]
+                          + [self._memory_start + self._memory.slot_of(b, f // F) for f in retrieved]
                           + [ring_block[f // F] for f in sel.local] + [self._scratch] * F)
         if len({len(f) for f in frames}) != 1:
             raise AssertionError(f"context sizes differ across the batch: {[len(f) for f in frames]}")
@@ -329,52 +330,11 @@ class StreamingKVCache:
             query_pos = torch.arange(n, n + F)
         else:
             query_pos = torch.arange(context, num_keys)
-        layout = _Layout(
+        return _Layout(
             frame_index=frame_index, kind=kind,
             token_index=torch.from_numpy(token.reshape(self.batch, -1)).to(self.device),
             query_pos=query_pos, key_pos=torch.arange(num_keys),
-            entries=None, local=None, valid=None, retrieval_score=float("nan"),
         )
-        if any(sel.retrieved for sel in selections):
-            self._add_gate_layout(layout, selections, ranked)
-        return layout
-
-    def _add_gate_layout(self, layout: _Layout, selections: list[Selection],
-                         ranked: list[list[tuple[int, float]]]) -> None:
-        """Per-chunk weights that turn per-frame key means into entry and local-window means for the gate."""
-        F, k = self.chunk_frames, self.policy.top_k
-        entries = np.zeros((self.batch, k, layout.frame_index.shape[1]), dtype=np.float32)
-        scores = []
-        for b, sel in enumerate(selections):
-            score = dict(ranked[b])
-            for j, c in enumerate(sel.retrieved):
-                start = len(sel.sink) + j * F  # retrieved frames follow the sink, entry by entry
-                entries[b, j, start : start + F] = 1.0 / F
-                scores.append(score[c])
-        local = (layout.kind == FrameKind.LOCAL).astype(np.float32)
-        local /= local.sum(axis=1, keepdims=True)
-        layout.entries = torch.from_numpy(entries).to(self.device)
-        layout.local = torch.from_numpy(local).to(self.device)
-        layout.valid = layout.entries.sum(dim=2) > 0
-        layout.retrieval_score = float(np.mean(scores))
-
-    def _gate_mask(self, q: Tensor, keys: Tensor, layout: _Layout) -> Tensor | None:
-        """DySink's anomaly gate for one layer and call: tests every retrieved entry, records the statistics,
-        and returns the attention mask [B, 1, 1, (S+F)*P] that drops gated entries (None when the gate is off)."""
-        frame_keys = keys.unflatten(2, (-1, self.tokens_per_frame)).mean(dim=3)  # [B, H, S+F, D]
-        entry_keys = torch.einsum("bes,bhsd->behd", layout.entries, frame_keys)  # [B, k, H, D]
-        local_key = torch.einsum("bs,bhsd->bhd", layout.local, frame_keys)  # [B, H, D]
-        consensus = gate_consensus(q.mean(dim=2), entry_keys, local_key)  # [B, k]
-        if self.policy.gate:
-            gated = layout.valid & (consensus > self.policy.gate_tau)
-        else:
-            gated = torch.zeros_like(layout.valid)
-        valid = layout.valid.float()
-        self._gate_sum += torch.stack([valid.sum(), gated.float().sum(), (consensus * valid).sum()])
-        if not self.policy.gate:
-            return None
-        blocked = torch.einsum("be,bes->bs", gated.float(), layout.entries) > 0  # [B, S+F]
-        return (~blocked).repeat_interleave(self.tokens_per_frame, dim=1)[:, None, None, :]
 
     def _probed_attention(self, layer: int, q: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None) -> Tensor:
         """Explicit softmax attention that also adds each head's mass per key frame to the probe sums."""
@@ -399,27 +359,14 @@ class StreamingKVCache:
                                frame_index=layout.frame_index[b].copy(), kind=layout.kind[b].copy())
                 for b in range(self.batch)]
 
-    def _add_to_bank(self, frames: Tensor, chunk: int) -> None:
-        """Embed the finished chunk; where the bank stores it, copy its keys and values into the bank block."""
-        embedding = self._embedder(frames).detach().float().cpu().numpy()  # [B, E]
-        slots = self._bank.add(embedding, chunk)
+    def _store_in_memory(self, frames: Tensor, embedding: Tensor | None, chunk: int) -> None:
+        """Let the memory observe the finished chunk; where it stores it, copy its keys and values there."""
+        slots = self._memory.store(frames, embedding, chunk)
         source = self._tokens(self._pending)
         for b in np.flatnonzero(slots >= 0):
-            target = self._tokens(self._bank_start + int(slots[b]))
+            target = self._tokens(self._memory_start + int(slots[b]))
             self._k[:, b, :, target] = self._k[:, b, :, source]
             self._v[:, b, :, target] = self._v[:, b, :, source]
-
-    def _gate_stats(self, layout: _Layout) -> dict[str, float]:
-        tested, gated, consensus = self._gate_sum.tolist()
-        retrieved = 0.0 if layout.valid is None else layout.valid.sum(dim=1).float().mean().item()
-        return {
-            "retrieved": retrieved,
-            "local_frames": float((layout.kind == FrameKind.LOCAL).sum(axis=1).mean()),
-            "bank_entries": self._bank.occupancy(),
-            f"retrieval_score[{self._embedder.name}]": layout.retrieval_score,
-            "gate_fraction": gated / tested if tested else float("nan"),
-            "gate_consensus_mean": consensus / tested if tested else float("nan"),
-        }
 
     def _evict(self) -> None:
         """Free ring blocks whose chunk has no frame in the sink or among the last ``max_local`` frames."""

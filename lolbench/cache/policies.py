@@ -2,15 +2,20 @@
 
 A policy is a small immutable rule in the style of StreamingLLM's start+recent cache: all parameters in the
 constructor, no storage. ``select`` says which frames form the context of the next chunk; the KV cache
-(lolbench.cache.kv) owns the buffers and asks the policy once per chunk. Sizes are in frames.
+(lolbench.cache.kv) owns the buffers and asks the policy once per chunk. A policy that also keeps past chunks
+beyond its sink and window (DySink) hands the cache a ``ChunkMemory`` (lolbench.cache.memory). Sizes are in frames.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+
+    from lolbench.cache.memory import ChunkMemory
 
 
 @dataclass(frozen=True)
@@ -18,8 +23,8 @@ class Selection:
     """The context of one chunk for one video: sink frames, retrieved chunks and the local window."""
 
     sink: range  # static sink frames, kept forever
-    retrieved: tuple[int, ...]  # chunk indices of memory-bank entries, oldest first (DySink only)
     local: range  # the most recent frames
+    retrieved: tuple[int, ...] = ()  # chunk indices of retrieved memory entries, oldest first (DySink only)
 
 
 def check_size(key: str, value: int, minimum: int = 0) -> None:
@@ -31,12 +36,10 @@ def check_size(key: str, value: int, minimum: int = 0) -> None:
 class SinkPolicy:
     """Keep the first ``sink_frames`` frames forever and the last ``window_frames`` frames.
 
-    The subclasses name the common settings; ``top_k`` > 0 (DySink) adds retrieved memory-bank chunks, and
-    the local window then grows by one chunk per entry that cannot be filled, so the context size is constant.
+    The subclasses name the common settings.
     """
 
     name: ClassVar[str] = "sink"
-    top_k: int = 0
 
     def __init__(self, sink_frames: int, window_frames: int):
         check_size("sink_frames", sink_frames)
@@ -54,27 +57,20 @@ class SinkPolicy:
             )
 
     def max_local_frames(self, chunk_frames: int) -> int:
-        """Largest local window ever used (the window after growing for every missing retrieved entry)."""
-        return self.window_frames + self.top_k * chunk_frames
+        """Largest local window ever used (a policy whose window can grow says so here)."""
+        return self.window_frames
 
-    def select(self, num_frames: int, chunk_frames: int, ranked: Sequence[int] = ()) -> Selection:
-        """Context of the chunk that starts at frame ``num_frames``.
-
-        ``ranked``: candidate chunk indices, best first (DySink's memory bank). Up to ``top_k`` are retrieved
-        from those lying entirely between the sink and the local window. With ``m`` entries missing the window
-        grows by ``m`` chunks; since growing can swallow a candidate, the smallest ``m`` for which enough
-        candidates remain outside the grown window is used, which keeps retrieved and local frames disjoint.
-        """
+    def select(self, num_frames: int, chunk_frames: int) -> Selection:
+        """Context of the chunk that starts at frame ``num_frames``: the sink and the last ``window_frames``."""
         sink = range(min(self.sink_frames, num_frames))
-        missing = 0
-        while True:  # ends by missing == top_k at the latest, where no candidate is needed
-            local_start = max(len(sink), num_frames - self.window_frames - missing * chunk_frames)
-            eligible = [c for c in ranked if c * chunk_frames >= self.sink_frames
-                        and (c + 1) * chunk_frames <= local_start]
-            if len(eligible) >= self.top_k - missing:
-                retrieved = tuple(sorted(eligible[: self.top_k - missing]))
-                return Selection(sink, retrieved, range(local_start, num_frames))
-            missing += 1
+        return Selection(sink, range(max(len(sink), num_frames - self.window_frames), num_frames))
+
+    def memory(self, batch: int, chunk_frames: int, tokens_per_frame: int, channels: int,
+               device: torch.device) -> ChunkMemory | None:
+        """The chunk memory this policy keeps beyond its sink and window; None: nothing beyond them.
+
+        ``channels``: channels of the chunks the cache's ``end_chunk`` receives (pixels 3, Wan latents 16)."""
+        return None
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())

@@ -19,7 +19,7 @@ from lolbench.world import SCENES, WorldVideo
 
 log = logging.getLogger(__name__)
 
-MODELS = ("tiny", "world")
+MODELS = ("tiny", "world", "wan")
 
 
 def architecture_from_config(model_cfg: DictConfig) -> TinyConfig:
@@ -86,4 +86,8 @@ def build_generator(cfg: DictConfig) -> tuple[VideoGenerator, dict[str, Any]]:
     if name == "world":
         world = WorldVideo(size=cfg.model.size, chunk_frames=cfg.model.chunk_frames)
         return world, {"backbone": "world(procedural reference, no model)"}
+    if name == "wan":
+        from lolbench.models.wan_build import build_wan  # imports diffusers, which takes a while
+
+        return build_wan(cfg)
     raise ValueError(f"model.name={name!r}; allowed: {list(MODELS)}")
