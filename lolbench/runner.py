@@ -35,13 +35,13 @@ from lolbench.models.build import build_generator
 from lolbench.probes import AttentionProbe, FrameKind
 from lolbench.provenance import environment
 from lolbench.results import VIDEO_FILE, write_probes, write_series
+from lolbench.schema import check_ranges
 from lolbench.tracking import RunLogger, build_logger
 from lolbench.video_io import SegmentedVideo
 
 log = logging.getLogger(__name__)
 
 SEGMENTS_DIR = "video"  # numbered mp4 segments + playlists; video.mp4 is their join
-RESUME_MODES = (False, True, "auto")
 DISK_MARGIN = 64 * 2**20  # room kept free beyond the checkpoints, for the video and results files
 
 
@@ -50,19 +50,9 @@ class RunDirError(OSError):
 
 
 def check_run_config(cfg: DictConfig) -> None:
-    """Run-level keys; the group builders check their own."""
-    if cfg.num_frames < 1:
-        raise ValueError(f"num_frames must be >= 1, got {cfg.num_frames}")
-    if cfg.probe_every < 0:
-        raise ValueError(f"probe_every must be >= 0 (0 = never), got {cfg.probe_every}")
-    if cfg.video_scale < 1:
-        raise ValueError(f"video_scale must be >= 1, got {cfg.video_scale}")
-    if cfg.checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be >= 1 chunk, got {cfg.checkpoint_every}")
-    if cfg.threads is not None and cfg.threads < 1:
-        raise ValueError(f"threads must be >= 1 or null (torch's default), got {cfg.threads}")
-    if cfg.resume not in RESUME_MODES:
-        raise ValueError(f"resume must be one of {RESUME_MODES}, got {cfg.resume!r}")
+    """Every key's type and range (lolbench/schema.py), before anything is built; the builders check the rules
+    that relate several keys."""
+    check_ranges(cfg)
 
 
 @dataclass
@@ -249,7 +239,8 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
     """Generate ``cfg.num_frames`` frames, measure them, write video.mp4 + summary.json + curves into ``out_dir``.
 
     With ``cfg.resume`` true (or ``auto`` and a checkpoint present) the run continues from the newest good
-    checkpoint in ``out_dir``. Raises ``NonFiniteOutputError`` after writing the results of the frames before it.
+    checkpoint in ``out_dir``. Raises ``NonFiniteOutputError`` after writing the results of the frames before it;
+    a SIGTERM or SIGINT received while generating is raised again once the checkpoint and results are written.
     """
     check_run_config(cfg)
     if cfg.threads is not None:
@@ -302,6 +293,8 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
     logger.finish(summary, out_dir)
     if failure is not None:
         raise failure
+    if stop.received:  # results are safe: now let the signal do what it was sent for (exit, KeyboardInterrupt)
+        signal.raise_signal(signal.Signals[stop.received])
     return summary
 
 

@@ -77,6 +77,22 @@ def test_sigkill_then_resume_gives_the_same_frames_and_metrics(run_config, tmp_p
     assert count_frames(killed / "video.mp4") == FRAMES  # no frame duplicated or missing across the kill
 
 
+def test_sigterm_checkpoints_writes_the_results_then_exits_as_terminated(tmp_path, one_thread):
+    args = ["num_frames=300", *SMALL, f"hydra.run.dir={tmp_path}"]
+    proc = subprocess.Popen([sys.executable, "run.py", *args], cwd=ROOT, env=one_thread,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not checkpoint.checkpoint_paths(tmp_path):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-2000:]
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=300) == -signal.SIGTERM  # after the results, the signal is raised again
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    newest = int(checkpoint.checkpoint_paths(tmp_path)[0].stem[6:])
+    assert summary["completed"] is False and summary["stopped"] == f"SIGTERM at frame {3 * newest}"
+    assert summary["frames"] == 3 * newest == count_frames(tmp_path / "video.mp4") < 300
+
+
 def test_a_damaged_checkpoint_is_reported_and_the_previous_one_used(run_config, tmp_path, caplog):
     args = ["num_frames=18", *SMALL]
     run(run_config(args), tmp_path, progress=False)
