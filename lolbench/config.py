@@ -9,6 +9,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
+from lolbench.prompts import register_prompt_resolver
 from lolbench.schema import SCHEMAS, RunSchema
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -22,6 +23,7 @@ def register_configs() -> None:
     for group, options in SCHEMAS.items():
         for option, schema in options.items():
             store.store(group=f"schema/{group}", name=option, node=schema)
+    register_prompt_resolver()
 
 
 def compose_run_config(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:

@@ -13,7 +13,9 @@ actually sees.
 
 Run ``python -m lolbench.phase --preset tiny --sigma 0.8`` to print the top maxima with and without jitter and
 write the kernel and its maxima as CSV files; add ``--checkpoint PATH`` to also measure the model's pair usage
-on procedural-world clips and print the usage-weighted kernel's maxima beside them.
+on procedural-world clips and print the usage-weighted kernel's maxima beside them. ``--model wan`` (plus the
+run's Hydra overrides, e.g. ``model.wan_dir=... model.checkpoint=...``) measures a Wan model's usage on the first
+chunks it generates for ``--prompt`` and gives every maximum in latent and pixel frames as well.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from lolbench.rope.config import MODEL_KEYS
 from lolbench.world import SCENES, sample_clips
 
 _TINY_MODEL_CONFIG = CONF_DIR / "model" / "tiny.yaml"
+WAN_FPS = 16.0  # Wan2.1's pixel frame rate
 # RopeSpec fields of each preset; `tiny` is the built-in model, re-read from conf/model/tiny.yaml when present.
 PRESETS: dict[str, dict[str, object]] = {
     "tiny": {"head_dim": 32, "num_heads": 6, "theta": 10000.0, "time_dim": None, "train_frames": 21},
@@ -209,8 +212,14 @@ def _parser() -> argparse.ArgumentParser:
     usage.add_argument("--checkpoint", type=Path, help="tiny-model checkpoint: its architecture replaces the "
                                                        "preset and its pair usage weights a second kernel")
     usage.add_argument("--clips", type=int, default=8, help="reference clips the usage is measured on")
-    usage.add_argument("--prompt", choices=tuple(SCENES), default=next(iter(SCENES)),
-                       help="scene of the reference clips (and the model's prompt)")
+    usage.add_argument("--prompt", help="scene of the reference clips and the model's prompt (default "
+                                        f"{next(iter(SCENES))}); free text with --model wan")
+    wan = p.add_argument_group("usage-weighted kernel of a Wan model (its own generated chunks)")
+    wan.add_argument("--model", help="a conf/model option of name wan (wan, wan_tiny): measure that model, "
+                                     "configured by the OVERRIDES")
+    wan.add_argument("--chunks", type=int, default=4, help="reference chunks the Wan model generates")
+    wan.add_argument("overrides", nargs="*", metavar="OVERRIDES",
+                     help="Hydra overrides of the run config for --model, e.g. model.wan_dir=... model.checkpoint=...")
     return p
 
 
@@ -242,14 +251,39 @@ def checkpoint_run_config(checkpoint: Path, method: str | None, target_frames: i
     for field in dataclasses.fields(TinyConfig):
         value = getattr(net.cfg, field.name)
         overrides.append(f"model.{field.name}={'null' if value is None else value}")
-    if method not in (None, "none"):
-        overrides += [f"rope={method}", f"rope.target_frames={'null' if target_frames is None else target_frames}"]
-    return compose_run_config(overrides)
+    return compose_run_config(overrides + _rope_overrides(method, target_frames))
 
 
-def _format_maxima(title: str, maxima: list[tuple[float, float, float]], top: int, symbol: str = "C") -> str:
-    lines = [title, f"  {'rank':>4} {'delta':>8} {symbol + '(delta)':>9} {'prominence':>10}"]
-    lines += [f"  {r:>4} {d:>8g} {v:>9.4f} {p:>10.4f}" for r, (d, v, p) in enumerate(maxima[:top], start=1)]
+def wan_run_config(model: str, overrides: list[str], method: str | None, target_frames: int | None,
+                   jitter: JitterSpec) -> DictConfig:
+    """The run config of ``model=MODEL OVERRIDES...`` with the analysis' RoPE method and jitter."""
+    cfg = compose_run_config([f"model={model}", *_rope_overrides(method, target_frames), *overrides,
+                              f"jitter.sigma={jitter.sigma}", f"jitter.head_fraction={jitter.head_fraction}",
+                              f"jitter.seed={jitter.seed}"])
+    if cfg.model.name != "wan":
+        raise ValueError(f"--model {model} is model.name={cfg.model.name}; --model takes a Wan option (tiny models "
+                         "use --checkpoint)")
+    return cfg
+
+
+def _rope_overrides(method: str | None, target_frames: int | None) -> list[str]:
+    if method in (None, "none"):
+        return []
+    return [f"rope={method}", f"rope.target_frames={'null' if target_frames is None else target_frames}"]
+
+
+def _format_maxima(title: str, maxima: list[tuple[float, float, float]], top: int, symbol: str = "C",
+                   pixels: bool = False) -> str:
+    """The maxima as a table; with ``pixels`` (Wan's VAE) Δ is in latent frames and the query's pixel frames
+    and time (16 fps) are added: latent frame 0 is pixel frame 0, latent frame n >= 1 pixel frames 4n-3..4n."""
+    header = f"  {'rank':>4} {'delta':>8} {symbol + '(delta)':>9} {'prominence':>10}"
+    lines = [title, header + (f" {'pixel frames':>13} {'seconds':>8}" if pixels else "")]
+    for r, (d, v, p) in enumerate(maxima[:top], start=1):
+        row = f"  {r:>4} {d:>8g} {v:>9.4f} {p:>10.4f}"
+        if pixels:
+            first, last = max(4 * int(d) - 3, 0), 4 * int(d)
+            row += f" {f'{first}-{last}':>13} {last / WAN_FPS:>8.2f}"
+        lines.append(row)
     return "\n".join(lines if maxima else [title, "  no local maxima above the prominence threshold"])
 
 
@@ -265,10 +299,25 @@ def main(argv: list[str] | None = None) -> int:
     given += ["--preset"] if args.preset is not None else []
     if args.checkpoint is not None and given:
         parser.error(f"{', '.join(given)} cannot be combined with --checkpoint, which fixes the architecture")
+    if args.model is not None and (given or args.checkpoint is not None):
+        parser.error(f"{', '.join(given + (['--checkpoint'] if args.checkpoint else []))} cannot be combined with "
+                     "--model, whose config fixes the architecture")
+    if args.overrides and args.model is None:
+        parser.error(f"overrides {args.overrides} need --model")
+    if args.model is not None and args.chunks < 1:
+        parser.error(f"--chunks must be >= 1, got {args.chunks}")
+    prompt = args.prompt or next(iter(SCENES))
     usage = None
     try:
         jitter = JitterSpec(sigma=args.sigma, head_fraction=args.head_fraction, seed=args.seed)
-        if args.checkpoint is None:
+        if args.model is not None:
+            cfg = wan_run_config(args.model, args.overrides, args.method, args.target_frames, jitter)
+            spec = rope_spec_from_config(cfg.model, cfg.rope)
+            from lolbench.models.wan_pipeline import build_wan_latents  # imports diffusers: only when asked
+            from lolbench.models.wan_usage import own_chunk_usage
+
+            usage = own_chunk_usage(build_wan_latents(cfg), prompt, args.chunks, args.seed)  # [L, H, K]
+        elif args.checkpoint is None:
             fields = preset_fields(args.preset or "tiny")
             overrides = {"head_dim": args.head_dim, "num_heads": args.num_heads, "theta": args.theta,
                          "time_dim": args.time_dim, "method": args.method, "train_frames": args.train_frames,
@@ -279,9 +328,9 @@ def main(argv: list[str] | None = None) -> int:
             cfg = checkpoint_run_config(args.checkpoint, args.method, args.target_frames, jitter)
             spec = rope_spec_from_config(cfg.model, cfg.rope)
             generator, _ = build_generator(cfg)
-            usage = reference_usage(generator, args.prompt, args.clips, cfg.model.train_frames,
+            usage = reference_usage(generator, prompt, args.clips, cfg.model.train_frames,
                                     cfg.model.image_size, args.seed)  # [L, H, K]
-    except (ValueError, CheckpointError) as err:
+    except (ValueError, OSError, CheckpointError) as err:
         parser.error(str(err))
 
     deltas = np.arange(args.max_delta + 1, dtype=np.float64)  # [N]
@@ -297,7 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         columns["kernel_usage"] = kernels["kernel_usage"]
         columns.update({f"kernel_usage_layer{layer}": values for layer, values in enumerate(per_layer)})
 
-    source = args.checkpoint.stem if args.checkpoint is not None else args.preset or "tiny"
+    source = args.model if args.model is not None else \
+        args.checkpoint.stem if args.checkpoint is not None else args.preset or "tiny"
     out = args.out or Path("results/phase") / f"{source}_{spec.method}_s{args.sigma:g}.csv"
     maxima_path = out.with_name(f"{out.stem}_maxima.csv")
     maxima = {name: local_maxima(values, deltas, args.min_prominence) for name, values in kernels.items()}
@@ -309,21 +359,26 @@ def main(argv: list[str] | None = None) -> int:
     atomic_write(maxima_path, lambda tmp: maxima_table.to_csv(tmp, index=False))
 
     periods = 2.0 * math.pi / unjittered[0]
+    pixels = args.model is not None  # Wan: Δ in latent frames, also given in pixel frames
+    unit = "latent frames" if pixels else "frames"
     print(f"{args.checkpoint or source}: {spec}\n{jitter}")
-    print("temporal periods 2π/ω (frames, unjittered): " + ", ".join(f"{t:.4g}" for t in periods.tolist()))
-    print(_format_maxima("head-averaged C(Δ), no jitter:", maxima["kernel_no_jitter"], args.top))
+    print(f"temporal periods 2π/ω ({unit}, unjittered): " + ", ".join(f"{t:.4g}" for t in periods.tolist()))
+    print(_format_maxima(f"head-averaged C(Δ), no jitter (Δ in {unit}):", maxima["kernel_no_jitter"], args.top,
+                         pixels=pixels))
     if jitter.sigma > 0:
-        print(_format_maxima(f"head-averaged C(Δ), jitter σ={jitter.sigma}:", maxima["kernel"], args.top))
+        print(_format_maxima(f"head-averaged C(Δ), jitter σ={jitter.sigma}:", maxima["kernel"], args.top,
+                             pixels=pixels))
     if usage is not None:
         usage_path = out.with_name(f"{out.stem}_usage.csv")
         usage_table = usage_frame(usage, jittered.numpy())
         atomic_write(usage_path, lambda tmp: usage_table.to_csv(tmp, index=False))
         shares = usage_table.groupby("pair")[["period", "share"]].mean()
-        print(f"temporal pair usage of {args.checkpoint} on {args.clips} {args.prompt} clips "
+        reference = f"its first {args.chunks} chunks for {prompt!r}" if pixels else f"{args.clips} {prompt} clips"
+        print(f"temporal pair usage of {args.checkpoint or source} on {reference} "
               "(share of E|q_i||k_i|, mean over layers and heads): "
               + ", ".join(f"2π/ω={row.period:.4g}: {row.share:.3f}" for row in shares.itertuples()))
-        print(_format_maxima("usage-weighted kernel U(Δ), mean over layers and heads:", maxima["kernel_usage"],
-                             args.top, symbol="U"))
+        print(_format_maxima(f"usage-weighted kernel U(Δ), mean over layers and heads (Δ in {unit}):",
+                             maxima["kernel_usage"], args.top, symbol="U", pixels=pixels))
         print(f"wrote {usage_path}")
     print(f"wrote {out} and {maxima_path}")
     return 0

@@ -76,6 +76,7 @@ class RunSchema:
     num_frames: int = key("frames to generate", ge=1)
     seed: int = key("seed of the rollout's noise (and of the jitter draw by default)")
     prompt: str = key("a scene of the procedural world (lolbench.world.SCENES) or the model's prompt")
+    prompts_file: Optional[str] = key("one prompt a line; `+sweep=prompts prompts_file=FILE` runs one job per line")
     probe_every: int = key("attention probe every k-th chunk, 0 = never", ge=0)
     video_scale: int = key("nearest-neighbour upscale of the mp4 for viewing (metrics see raw frames)", ge=1)
     checkpoint_every: int = key("chunks between checkpoints of the whole streaming state", ge=1)

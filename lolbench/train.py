@@ -6,6 +6,9 @@ positions 0..clip_frames-1) is split into chunks; the chunks before a random chu
 more weight on high noise. Attention is block-causal, as in generation. The network predicts x0; the loss is the
 velocity error (x0 error / t), clipped at small t, on the noisy chunks only. Sampling uses an EMA of the weights.
 Reproducible from the config and seed (same data stream, same initialization, deterministic CPU kernels).
+Every ``save_every`` steps the whole training state (weights, EMA, optimizer, both random streams, loss history)
+is written atomically to ``train_state.pt`` in the run directory; ``resume=PATH`` continues from such a file and
+ends with the same weights as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -89,6 +92,33 @@ def flow_matching_loss(net: TinyVideoNet, attention: ClipAttention, x0: torch.Te
     return (err * weight).sum() / trained.repeat_interleave(chunk, dim=1).sum()
 
 
+STATE_FILE = "train_state.pt"
+RESUME_FREE_KEYS = ("resume", "checkpoint_out", "threads", "log_every", "save_every")  # may change on resume
+
+
+def save_state(path: Path, step: int, net: TinyVideoNet, ema: TinyVideoNet, opt: torch.optim.Optimizer,
+               data_rng: np.random.Generator, noise_rng: torch.Generator, history: list[dict], cfg: DictConfig
+               ) -> None:
+    """Everything a resumed run needs to continue exactly where this one is, written atomically."""
+    state = {"step": step, "net": net.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+             "data_rng": data_rng.bit_generator.state, "noise_rng": noise_rng.get_state(), "history": history,
+             "config": OmegaConf.to_container(cfg, resolve=True)}
+    atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def load_state(path: str | Path, cfg: DictConfig) -> dict:
+    """A saved training state, checked against ``cfg``: a resumed run must train the same thing."""
+    state = torch.load(Path(hydra.utils.to_absolute_path(str(path))), map_location="cpu", weights_only=True)
+    now = OmegaConf.to_container(cfg, resolve=True)
+    changed = sorted(k for k in set(now) | set(state["config"])
+                     if k not in RESUME_FREE_KEYS and now.get(k) != state["config"].get(k))
+    if changed:
+        raise ValueError(f"resume={path}: the config differs from the saved run's in {changed}")
+    if state["step"] >= cfg.steps:
+        raise ValueError(f"resume={path}: the saved run already finished step {state['step']} of steps={cfg.steps}")
+    return state
+
+
 def train(cfg: DictConfig, out_dir: Path) -> dict:
     torch.manual_seed(cfg.seed)
     if cfg.threads:
@@ -107,9 +137,18 @@ def train(cfg: DictConfig, out_dir: Path) -> dict:
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     data_rng = np.random.default_rng(cfg.seed)
     noise_rng = torch.Generator().manual_seed(cfg.seed)
-    history = []
-    start = time.perf_counter()
-    for step in range(1, cfg.steps + 1):
+    history, first = [], 1
+    if cfg.resume:
+        state = load_state(cfg.resume, cfg)
+        net.load_state_dict(state["net"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["opt"])
+        data_rng.bit_generator.state = state["data_rng"]
+        noise_rng.set_state(state["noise_rng"])
+        history, first = state["history"], state["step"] + 1
+        log.info("resumed from %s at step %d", cfg.resume, first)
+    start = time.perf_counter() - (history[-1]["seconds"] if history else 0.0)
+    for step in range(first, cfg.steps + 1):
         lr = cfg.lr * min(1.0, step / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
         for group in opt.param_groups:
             group["lr"] = lr
@@ -130,7 +169,9 @@ def train(cfg: DictConfig, out_dir: Path) -> dict:
             log.info("step %d/%d loss %.4f lr %.2e %.2fs/step", step, cfg.steps, recent, lr,
                      history[-1]["seconds"] / step)
             atomic_write(out_dir / "loss.csv", lambda p: pd.DataFrame(history).to_csv(p, index=False))
-    wall = time.perf_counter() - start
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            save_state(out_dir / STATE_FILE, step, net, ema, opt, data_rng, noise_rng, history, cfg)
+    wall = history[-1]["seconds"]
     final_loss = float(np.mean([h["loss"] for h in history[-cfg.log_every:]]))
     meta = {
         "scenes": scenes,

@@ -168,11 +168,13 @@ def test_gate_consensus_counts_the_heads_that_prefer_an_entry():
     torch.testing.assert_close(consensus, torch.tensor([[1.0, 0.6]]))
 
 
-@pytest.mark.parametrize(("winning_heads", "gated"), [(5, True), (3, False)])
-def test_gate_drops_an_entry_only_when_consensus_exceeds_tau(winning_heads, gated):
-    """Entry keys beat the local window in ``winning_heads`` of 5 heads: consensus 1.0 > 0.8 drops it,
-    0.6 keeps it. Keys and queries live in dims that a 1x1 grid never rotates, so the scores are exact."""
-    cache = make_cache(DySinkPolicy(window_frames=3, top_k=1, bank_size=8, gate=True, gate_tau=0.8))
+@pytest.mark.parametrize(("winning_heads", "tau", "gated"),
+                         [(5, 0.8, True), (4, 0.8, False), (4, 0.7, True), (3, 0.8, False), (3, 0.6, False)])
+def test_gate_drops_an_entry_only_when_consensus_exceeds_tau(winning_heads, tau, gated):
+    """Entry keys beat the local window in ``winning_heads`` of 5 heads: consensus 1.0 > 0.8 drops it; 0.8 at
+    τ = 0.8 (the boundary) and 0.6 at τ = 0.6 keep it, 0.8 > 0.7 drops it. Keys and queries live in dims that a
+    1x1 grid never rotates, so the scores are exact."""
+    cache = make_cache(DySinkPolicy(window_frames=3, top_k=1, bank_size=8, gate=True, gate_tau=tau))
     unit = torch.zeros(D)
     unit[SPATIAL] = 1.0
     sign = torch.tensor([1.0] * winning_heads + [-1.0] * (H - winning_heads))

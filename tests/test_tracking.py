@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import time
 from collections import defaultdict
@@ -11,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from lolbench.results import read_summary
 from lolbench.tracking import FilesOnly, build_logger
 from tests.fixtures import run_config, write_run
 
@@ -138,6 +141,35 @@ def test_offline_wandb_run_holds_config_curves_summary_video_figures_and_events(
     events = json.loads(events_file.read_text())
     assert len(events["data"]) == len(summary["events"])
     assert sorted(events["columns"]) == sorted(summary["events"][0])
+
+
+def test_offline_wandb_run_of_a_real_run_holds_its_summary_curves_chunks_and_video(real_results, tmp_path,
+                                                                                    isolated_wandb):
+    """A run directory written by run.py (tests/conftest.py), logged as the runner logs it."""
+    source = sorted((real_results / "runs" / "sigma").glob("*/0"))[0]
+    run_dir = shutil.copytree(source, tmp_path / "run")
+    summary = read_summary(run_dir)
+    config = {**summary["config"], "logger": {**summary["config"]["logger"], "name": "wandb", "mode": "offline",
+                                              "project": "lolbench", "entity": None, "dir": None, "tags": []}}
+    logger = build_logger(OmegaConf.create(config["logger"]), run_dir, OmegaConf.create(config))
+    chunks = pd.read_parquet(run_dir / "chunks.parquet")
+    for row in chunks.to_dict("records"):
+        logger.log_chunk(int(row["chunk"]), {k: v for k, v in row.items() if k != "chunk" and pd.notna(v)})
+    logger.finish(summary, run_dir)
+
+    run, wandb_run_dir = read_offline_run(run_dir / "wandb")
+    for key, value in summary["metrics"].items():
+        if isinstance(value, float):
+            assert run.summary[f"metrics/{key}"] == pytest.approx(value), key
+    assert run.summary["model/checkpoint_sha256"] == summary["model"]["checkpoint_sha256"]
+    logged = defaultdict(list)
+    for row in run.history:
+        for key, value in row.items():
+            logged[key].append(value)
+    curves = pd.read_parquet(run_dir / "curves.parquet")
+    assert logged["frame/sink_distance[rms]"] == pytest.approx(curves["sink_distance[rms]"].dropna().tolist())
+    assert logged["chunk/seconds"] == pytest.approx(chunks["seconds"].tolist())
+    assert len(list((wandb_run_dir / "files" / "media" / "videos").glob("*.mp4"))) == 1
 
 
 def test_online_mode_without_credentials_stops_with_an_error_instead_of_prompting(tmp_path, isolated_wandb):

@@ -87,7 +87,7 @@ def build_generator(cfg: DictConfig) -> tuple[VideoGenerator, dict[str, Any]]:
         world = WorldVideo(size=cfg.model.size, chunk_frames=cfg.model.chunk_frames)
         return world, {"backbone": "world(procedural reference, no model)"}
     if name == "wan":
-        from lolbench.models.wan_build import build_wan  # imports diffusers, which takes a while
+        from lolbench.models.wan_pipeline import build_wan_pipeline  # imports diffusers, which takes a while
 
-        return build_wan(cfg)
+        return build_wan_pipeline(cfg)
     raise ValueError(f"model.name={name!r}; allowed: {list(MODELS)}")

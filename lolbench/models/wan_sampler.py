@@ -22,6 +22,7 @@ from lolbench.generator import Chunk
 from lolbench.models.sampler import to_uint8
 from lolbench.models.wan import StreamingWan
 from lolbench.probes import AttentionProbe
+from lolbench.timing import timed
 
 NUM_TRAIN_TIMESTEPS = 1000
 
@@ -103,7 +104,8 @@ class WanGenerator:
 
     def reset(self, prompt: str, seed: int) -> None:
         if self.text_encoder is None:
-            raise RuntimeError("model=wan needs a text encoder to take a prompt; use reset_embeds(prompt_embeds, seed)")
+            raise RuntimeError("model=wan needs a text encoder to take a prompt: set model.wan_dir (a local Wan2.1 "
+                               "folder), or give text embeddings with reset_embeds(prompt_embeds, seed)")
         self.reset_embeds(self.text_encoder(prompt), seed)
 
     def reset_embeds(self, prompt_embeds: Tensor, seed: int) -> None:
@@ -139,15 +141,22 @@ class WanGenerator:
         if self._rng is None:
             raise RuntimeError("call reset(prompt, seed) or reset_embeds(prompt_embeds, seed) before generating")
         first = self._next_frame
-        x0 = self._denoise(first, probe)
-        self.model(x0, self.context_noise, commit=True)
-        pixels = self.decoder.decode(x0) if self.decoder is not None else None
+        seconds: dict[str, float] = {}
+        with timed(seconds, "seconds_transformer"):
+            x0 = self._denoise(first, probe)
+            self.model(x0, self.context_noise, commit=True)
+        pixels = embedding = None
+        if self.decoder is not None:
+            with timed(seconds, "seconds_vae"):
+                pixels = self.decoder.decode(x0)
+        if self.chunk_embedder is not None:
+            with timed(seconds, "seconds_retrieval"):
+                embedding = self.chunk_embedder(pixels)
         content = x0.transpose(1, 2)  # [B, F, C, h, w]: what the chunk memory embeds without a learned encoder
-        embedding = self.chunk_embedder(pixels) if self.chunk_embedder is not None else None
         stats = self.cache.end_chunk(content, embedding=embedding)
         self._next_frame += self.chunk_frames
         chunk = LatentChunk(latents=x0[0].cpu(), first_frame=first, positions=np.asarray(stats.positions),
-                            probe=stats.probes[0] if stats.probes else None, stats=dict(stats.gate))
+                            probe=stats.probes[0] if stats.probes else None, stats={**stats.gate, **seconds})
         return chunk, pixels
 
     def next_latents(self, probe: bool = False) -> LatentChunk:
