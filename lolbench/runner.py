@@ -140,13 +140,20 @@ def _run_state(generator: VideoGenerator, suite: MetricSuite, stream: Stream, co
             "stream": stream, "logger": logger.state_dict(), "torch_threads": torch.get_num_threads()}
 
 
+def resumable(generator: VideoGenerator) -> bool:
+    """Whether the generator implements the resume protocol (``state_dict``; lolbench.generator)."""
+    return callable(getattr(generator, "state_dict", None))
+
+
 def save_checkpoint(out_dir: Path, video: SegmentedVideo, generator: VideoGenerator, suite: MetricSuite,
                     stream: Stream, config: dict[str, Any], logger: RunLogger) -> None:
     """Finish the video segment, then write the checkpoint that points past it (in that order, so a kill in
-    between leaves a segment that the resumed run deletes, never a checkpoint without its frames)."""
+    between leaves a segment that the resumed run deletes, never a checkpoint without its frames). A generator
+    without the resume protocol gets the video segments only."""
     start = time.perf_counter()
     video.cut()
-    checkpoint.save(out_dir, stream.chunks, _run_state(generator, suite, stream, config, logger))
+    if resumable(generator):
+        checkpoint.save(out_dir, stream.chunks, _run_state(generator, suite, stream, config, logger))
     stream.checkpoint_seconds += time.perf_counter() - start
 
 
@@ -259,11 +266,14 @@ def run(cfg: DictConfig, out_dir: Path, progress: bool = True) -> dict[str, Any]
     resuming = cfg.resume is True or (cfg.resume == "auto" and bool(checkpoint.checkpoint_paths(out_dir)))
     video = SegmentedVideo(out_dir / SEGMENTS_DIR, fps=generator.fps, scale=cfg.video_scale)
     stream, logger_state = Stream(), None
+    if not resumable(generator):
+        log.warning("model %s has no state_dict(): the run is not checkpointed and cannot be resumed",
+                    model_info["backbone"])
     if resuming:
         stream, logger_state = restore(out_dir, config, generator, suite, video)
     else:
         check_run_dir(out_dir, len(checkpoint.encode(
-            {"generator": generator.state_dict(), "metrics": suite.state_dict()})))
+            {"generator": generator.state_dict() if resumable(generator) else {}, "metrics": suite.state_dict()})))
         video.truncate(0)
         for old in checkpoint.checkpoint_paths(out_dir):  # a fresh run in a used directory starts over
             log.warning("resume=false: deleting the checkpoint %s of an earlier run in %s", old.name, out_dir)
