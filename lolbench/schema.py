@@ -51,15 +51,16 @@ def check_value(name: str, value: Any, rule: dict[str, Any]) -> None:
 
 
 def check_ranges(cfg: DictConfig, prefix: str = "") -> None:
-    """Check every key that comes from a schema dataclass against its range, recursively (resolves values)."""
+    """Check every key that comes from a schema dataclass against its range, recursively through the nodes that
+    have a schema (resolving only the values checked, so e.g. Hydra's own ``hydra`` node is left alone)."""
     schema = OmegaConf.get_type(cfg)
     rules = {f.name: f.metadata for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else {}
     for name in cfg:
-        value = cfg[name]
-        if isinstance(value, DictConfig):
-            check_ranges(value, f"{prefix}{name}.")
-        elif name in rules and not isinstance(value, ListConfig):
-            check_value(f"{prefix}{name}", value, {k: v for k, v in rules[name].items() if k != "help"})
+        node = cfg._get_node(name)
+        if isinstance(node, DictConfig) and getattr(OmegaConf.get_type(node), "__module__", None) == __name__:
+            check_ranges(cfg[name], f"{prefix}{name}.")
+        elif name in rules and not isinstance(node, (DictConfig, ListConfig)):
+            check_value(f"{prefix}{name}", cfg[name], {k: v for k, v in rules[name].items() if k != "help"})
 
 
 # ---------------------------------------------------------------------------------------------- top level
