@@ -5,6 +5,7 @@ by tests).
   python -m lolbench.bench generation   # frames/s at the start and after --late-frame frames, static and dysink
   python -m lolbench.bench generation model=wan_tiny   # model=wan: ms/chunk at the start and after 1,000 chunks
   python -m lolbench.bench metrics      # metric cost per frame relative to the tiny model's generation cost
+  python -m lolbench.bench eval [VIDEO] # frames/s of `python -m lolbench.eval` and its ratio to the video's fps
 
 ``all`` measures: generation frames/s (static, dysink) and the late/early time per frame; the peak-RSS ratio
 of a long to a short run with default metrics (separate processes of run.py); the metric overhead; the
@@ -75,27 +76,38 @@ def bench_generation(overrides: list[str], late_frame: int, window: int) -> dict
 
 
 def bench_wan_generation(overrides: list[str], late_chunk: int, window: int) -> None:
-    """model=wan (latents, random text embeddings): cost per chunk at the start and after ``late_chunk`` chunks."""
+    """model=wan (latents, random text embeddings): cost per chunk at the start and after ``late_chunk`` chunks.
+
+    Two generators of the same config, one fresh and one advanced by ``late_chunk`` chunks, are timed in
+    alternating rounds of a few chunks, so that a machine whose load changes during the run slows both alike.
+    """
     print(f"{'sink':8s} {'ms/chunk@start':>14s} {f'ms/chunk@{late_chunk}':>16s} {'late/start':>10s} {'cache MB':>9s}")
     for sink in (["sink=static"], ["sink=dysink", "sink.embedder=latent"]):
         cfg = compose_run_config([*sink, *overrides])
-        generator, info = build_generator(cfg)
+        early, late = (build_generator(cfg) for _ in range(2))
         text = torch.randn(1, cfg.model.text_len, cfg.model.text_dim, generator=torch.Generator().manual_seed(0))
-        generator.reset_embeds(text, cfg.seed)
+        for generator, _ in (early, late):
+            generator.reset_embeds(text, cfg.seed)
+        for _ in range(late_chunk):
+            late[0].next_latents()
+        early[0].next_latents()  # warm-up
 
-        def ms_per_chunk(chunks: int) -> float:
+        def seconds(generator, chunks: int) -> float:
             start = time.perf_counter()
             for _ in range(chunks):
                 generator.next_latents()
             if generator.model.device.type == "cuda":
                 torch.cuda.synchronize()
-            return 1e3 * (time.perf_counter() - start) / max(chunks, 1)
+            return time.perf_counter() - start
 
-        ms_per_chunk(10)  # warm-up
-        early = ms_per_chunk(window)
-        ms_per_chunk(late_chunk - 10 - window)
-        late = ms_per_chunk(window)
-        print(f"{sink[0][5:]:8s} {early:14.2f} {late:16.2f} {late / early:10.3f} {info['cache_bytes'] / 2**20:9.2f}")
+        rounds, per_round = max(1, window // 5), 5
+        t_early = t_late = 0.0
+        for _ in range(rounds):
+            t_early += seconds(early[0], per_round)
+            t_late += seconds(late[0], per_round)
+        ms_early, ms_late = (1e3 * t / (rounds * per_round) for t in (t_early, t_late))
+        print(f"{sink[0][5:]:8s} {ms_early:14.2f} {ms_late:16.2f} {ms_late / ms_early:10.3f} "
+              f"{early[1]['cache_bytes'] / 2**20:9.2f}")
 
 
 def metric_overhead(overrides: list[str], frames: int) -> dict[str, float]:
@@ -221,6 +233,11 @@ def markdown(r: dict[str, Any], rss_frames: tuple[int, int], late_frame: int) ->
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["eval"]:
+        from lolbench.bench_eval import main as bench_eval
+
+        return bench_eval(argv[1:])
     parser = argparse.ArgumentParser(prog="python -m lolbench.bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", choices=["all", "generation", "metrics"])
@@ -239,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     if threads is not None:  # as run.py does, so in-process and subprocess figures use the same threads
         torch.set_num_threads(threads)
     if args.which == "generation" and compose_run_config(args.overrides).model.name == "wan":
-        bench_wan_generation(args.overrides, args.late_chunk, min(args.window, args.late_chunk // 4))
+        bench_wan_generation(args.overrides, args.late_chunk, args.window)
     elif args.which == "generation":
         bench_generation(args.overrides, args.late_frame, args.window)
     elif args.which == "metrics":

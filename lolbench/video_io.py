@@ -287,7 +287,9 @@ class _ContainerSource(VideoSource):
         index = 0
         try:
             with av.open(str(self.path)) as container:
-                for frame in container.decode(container.streams.video[0]):
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"  # frame- and slice-threaded decoding
+                for frame in container.decode(stream):
                     yield frame.to_ndarray(format="rgb24")
                     index += 1
         except av.error.FFmpegError as err:

@@ -22,6 +22,13 @@ def run_config():
     return compose_run_config
 
 
+@pytest.fixture(autouse=True)
+def empty_vbench_cache(tmp_path_factory, monkeypatch):
+    """Every test sees an empty VBench weight cache unless it builds its own: results must not depend on
+    whether the machine running the tests happens to hold VBench's weights."""
+    monkeypatch.setenv("VBENCH_CACHE_DIR", str(tmp_path_factory.mktemp("empty_vbench_cache")))
+
+
 @pytest.fixture(scope="session")
 def real_results(tmp_path_factory) -> Path:
     """A results folder made by the user's command, ``python run.py +experiment=sigma ...``: 4 runs of 48 frames

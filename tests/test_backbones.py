@@ -11,16 +11,10 @@ from lolbench.metrics.backbones import (
     DinoBackbone,
     MusiqScorer,
     PixelBackbone,
+    dino_pos_embed,
     load_feature_backbone,
 )
-
-TINY_VIT = {"embed_dim": 32, "depth": 1, "num_heads": 2}
-TINY_CLIP = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 224, "layers": 1, "width": 64, "patch_size": 32},
-    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 1},
-}
-
+from tests.vbench_weights import save_aesthetic_head, save_clip, save_dino
 
 def random_frames(n: int, height: int = 30, width: int = 50, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (n, height, width, 3), dtype=np.uint8)
@@ -52,88 +46,66 @@ def test_loaders_reject_bad_kind_and_missing_weights() -> None:
         AestheticScorer(None, "/nonexistent/head.pth")
 
 
-def _tiny_vit():
+def test_dino_loads_vbench_s_checkpoint_with_its_geometry(tmp_path) -> None:
     import torch
 
-    from lolbench._compat import ensure_torchvision
-
-    ensure_torchvision()
-    import timm
-
-    torch.manual_seed(0)
-    return timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0, **TINY_VIT).eval()
-
-
-def test_dino_loads_a_dino_style_checkpoint(tmp_path) -> None:
-    import torch
-
-    vit = _tiny_vit()
-    # a full DINO training checkpoint: teacher weights under "backbone.", plus a projection head
-    teacher = {f"backbone.{k}": v for k, v in vit.state_dict().items()}
-    teacher["head.last_layer.weight"] = torch.zeros(4, 32)
-    path = tmp_path / "dino.pth"
-    torch.save({"teacher": teacher, "epoch": 3}, path)
-
-    backbone = DinoBackbone(str(path), device="cpu", model_kwargs=TINY_VIT)
-    assert backbone.name == "dino-vitb16+custom"
-    for key, value in vit.state_dict().items():
+    path = save_dino(tmp_path, dim=64, depth=1)
+    backbone = DinoBackbone(str(path), device="cpu")
+    assert backbone.name == "dino-vit-d64-l1-p16"  # not ViT-B/16: the name says what was loaded
+    for key, value in torch.load(path).items():
         assert torch.equal(backbone._model.state_dict()[key], value)
-    frames = random_frames(3)  # 30x50 -> short side 224 -> 224x373 -> cropped to 224x368
+    frames = random_frames(3)  # 30x50 -> short side 224 -> 224x373 -> 14 x 23 patches
     feats = backbone(frames)
-    assert feats.shape == (3, 32) and feats.dtype == np.float32 and np.isfinite(feats).all()
+    assert feats.shape == (3, 64) and feats.dtype == np.float32 and np.isfinite(feats).all()
     np.testing.assert_allclose(backbone(frames[[0, 0]])[1], feats[0], rtol=1e-5, atol=1e-5)
     assert not np.allclose(feats[0], feats[1])
 
 
-def test_dino_rejects_a_mismatched_state_dict(tmp_path) -> None:
+def test_dino_position_embedding_is_resized_like_dino() -> None:
+    import torch
+
+    pos = torch.arange(1 + 4, dtype=torch.float32).reshape(1, 5, 1).repeat(1, 1, 2)  # CLS + a 2x2 grid
+    assert dino_pos_embed(pos, 2, 2, square_image=True) is pos  # the trained grid, a square image: as is
+    assert not torch.equal(dino_pos_embed(pos, 2, 2, square_image=False), pos)  # DINO resamples even then
+    grown = dino_pos_embed(pos, 3, 5, square_image=False)
+    assert grown.shape == (1, 1 + 15, 2) and grown[0, 0, 0] == 0  # CLS untouched
+    # DINO's rule: bicubic with scale factors (n + 0.1) / side, which places samples differently from size=(3, 5)
+    by_size = torch.nn.functional.interpolate(pos[:, 1:].reshape(1, 2, 2, 2).permute(0, 3, 1, 2), size=(3, 5),
+                                              mode="bicubic")
+    assert not torch.allclose(grown[0, 1:, 0], by_size[0, 0].flatten())
+
+
+def test_dino_rejects_a_foreign_state_dict(tmp_path) -> None:
     import torch
 
     path = tmp_path / "other.pth"
-    torch.save(_tiny_vit().state_dict(), path)
-    with pytest.raises(ValueError, match="does not fit ViT-B/16"):
-        DinoBackbone(str(path), device="cpu", model_kwargs={**TINY_VIT, "depth": 2})
+    torch.save({"weight": torch.zeros(3)}, path)
+    with pytest.raises(ValueError, match=r"dino='.*other.pth': not a DINO ViT state dict"):
+        DinoBackbone(str(path), device="cpu")
 
 
-def _save_tiny_clip(path) -> None:
-    import torch
-
-    from lolbench._compat import ensure_torchvision
-
-    ensure_torchvision()
-    import open_clip
-
-    torch.manual_seed(0)
-    model = open_clip.create_model("ViT-B-32", pretrained=None, **TINY_CLIP)
-    torch.save({"state_dict": model.state_dict(), "epoch": 1}, path)  # open_clip training-checkpoint layout
-    return model
-
-
-def test_clip_loads_an_open_clip_checkpoint(tmp_path) -> None:
-    import torch
-
-    path = tmp_path / "clip.pt"
-    reference = _save_tiny_clip(path)
-    backbone = ClipBackbone(str(path), device="cpu", model_kwargs=TINY_CLIP)
-    assert backbone.name == "clip-vitb32+custom"
-    for key, value in reference.state_dict().items():
-        assert torch.equal(backbone._model.state_dict()[key], value)
+def test_clip_loads_an_openai_format_file(tmp_path) -> None:
+    path = save_clip(tmp_path, embed_dim=16)
+    backbone = ClipBackbone(str(path), device="cpu")
+    assert backbone.name == "clip-vit-w64-l1-p32"
     feats = backbone(random_frames(2, 40, 30))
     assert feats.shape == (2, 16) and np.isfinite(feats).all()
+    (tmp_path / "dino.pth").write_bytes((save_dino(tmp_path)).read_bytes())
+    with pytest.raises(ValueError, match="is not a CLIP in OpenAI's format"):
+        ClipBackbone(str(tmp_path / "dino.pth"), device="cpu")
 
 
 def test_aesthetic_head_score_is_divided_by_ten(tmp_path) -> None:
     import torch
 
-    clip_path, head_path = tmp_path / "clip.pt", tmp_path / "head.pth"
-    _save_tiny_clip(clip_path)
-    torch.save({"weight": torch.zeros(1, 16), "bias": torch.tensor([6.0])}, head_path)
-    scorer = AestheticScorer(str(clip_path), str(head_path), clip_model="ViT-B-32", device="cpu",
-                             model_kwargs=TINY_CLIP)
-    np.testing.assert_allclose(scorer(random_frames(3)), [0.6, 0.6, 0.6], rtol=1e-6)
-
+    clip_path = save_clip(tmp_path, "aesthetic_clip", embed_dim=768)
+    head_path = save_aesthetic_head(tmp_path)
     torch.save({"weight": torch.zeros(1, 768), "bias": torch.tensor([6.0])}, head_path)
-    with pytest.raises(ValueError, match="expects 768-d embeddings"):
-        AestheticScorer(str(clip_path), str(head_path), clip_model="ViT-B-32", device="cpu", model_kwargs=TINY_CLIP)
+    scorer = AestheticScorer(str(clip_path), str(head_path), device="cpu")
+    np.testing.assert_allclose(scorer(random_frames(3)), [0.6, 0.6, 0.6], rtol=1e-6)
+    torch.save({"weight": torch.zeros(1, 16), "bias": torch.tensor([6.0])}, head_path)
+    with pytest.raises(ValueError, match="expects 16-d embeddings"):
+        AestheticScorer(str(clip_path), str(head_path), device="cpu")
 
 
 def _scripted_mean_times_100():

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
-from lolbench.eval import main
+from lolbench.eval import main, wan_sink_frames
+from lolbench.results import load_runs
 from lolbench.video_io import VideoWriter
 
+ROOT = Path(__file__).resolve().parent.parent
 FPS = 16.0
 RETURNS = [40, 70]
 
@@ -48,60 +54,68 @@ def evaluated(inputs, tmp_path_factory):
     return out, main([*map(str, paths), "--out", str(out)])
 
 
-def test_good_videos_get_json_plots_and_curves(evaluated):
+def test_good_videos_leave_run_records(evaluated):
     out, code = evaluated
-    assert code == 0
-    assert sorted(p.name for p in out.glob("*.json")) == ["collapsing.json", "drifting.json", "summary.json"]
+    assert code == 2  # two videos failed
+    assert sorted(p.parent.name for p in out.glob("*/summary.json")) == ["collapsing", "drifting"]
     for name in ("collapsing", "drifting"):
-        assert (out / f"{name}.sink_distance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        curves = np.load(out / f"{name}.curves.npz")
-        assert len(curves["sink_distance[rms]"]) == 96
-    assert not list(out.glob(".*.tmp"))  # atomic writes leave no temporary files
+        assert (out / name / "sink_distance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        curves = pd.read_parquet(out / name / "curves.parquet")
+        assert list(curves["frame"]) == list(range(96)) and "sink_distance[rms]" in curves
+    assert not list(out.glob("*.json")) or sorted(p.name for p in out.glob("*.json")) == ["aggregate.json"]
+    assert not list(out.rglob(".*.tmp"))  # atomic writes leave no temporary files
 
 
-def test_json_records_results_and_provenance(evaluated):
+def test_records_load_like_generated_runs(evaluated):
     out, _ = evaluated
-    record = json.loads((out / "collapsing.json").read_text())
-    assert record["frames"] == 96 and record["fps"] == pytest.approx(FPS) and record["fps_source"] == "file"
-    assert record["lolbench_version"] and record["wall_time_s"] > 0
-    assert {"rms", "dis", "pixel"} <= set(record["backbones"])
-    assert record["results"]["sink_collapse_event_frames[rms]"] == RETURNS
-    assert [e["frame"] for e in record["events"]] == RETURNS
-    assert record["metrics_config"]["heads"]["enabled"] is False  # a video file has no attention probes
-    drifting = json.loads((out / "drifting.json").read_text())
-    assert drifting["results"]["sink_collapse_events[rms]"] == 0
+    runs = load_runs([out]).set_index("prompt")
+    assert list(runs.index) == ["collapsing", "drifting"]
+    assert runs.loc["collapsing", "frames"] == 96 and runs.loc["collapsing", "cfg.fps"] == pytest.approx(FPS)
+    assert runs.loc["collapsing", "sink_collapse_event_frames[rms]"] == RETURNS
+    assert runs.loc["collapsing", "events"] == len(RETURNS)
+    assert runs.loc["drifting", "sink_collapse_events[rms]"] == 0
+    assert not runs.loc["collapsing", "cfg.metrics.heads.enabled"]  # a video file has no attention probes
+    summary = json.loads((out / "collapsing" / "summary.json").read_text())
+    assert summary["model"]["video"].endswith("collapsing.mp4") and len(summary["model"]["video_sha256"]) == 64
+    assert summary["environment"]["git_revision"] and summary["wall_seconds"] > 0
 
 
-def test_summary_has_one_row_per_video_and_sink_collapse_rows(evaluated):
+def test_aggregate_is_computed_from_the_records(evaluated):
     out, _ = evaluated
-    table = pd.read_csv(out / "summary.csv")
-    assert list(table["video"]) == ["collapsing", "drifting", "SC-Max", "SC-Avg"]
-    drops = table.set_index("video")["sink_distance_drop[rms]"]
+    drops = pd.read_csv(out / "videos.csv").set_index("video")["sink_distance_drop[rms]"]
     assert drops["collapsing"] > 90
-    assert drops["SC-Max"] == pytest.approx(max(drops["collapsing"], drops["drifting"]))
-    assert drops["SC-Avg"] == pytest.approx((drops["collapsing"] + drops["drifting"]) / 2)
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["sink_collapse_max[rms]"] == pytest.approx(drops["SC-Max"])
-    assert isinstance(summary["cross_run_coherence[rms]"], float)
-    assert sorted(f["video"].rsplit("/", 1)[-1] for f in summary["failed"]) == ["corrupt.mp4", "short.mp4"]
+    aggregate = json.loads((out / "aggregate.json").read_text())
+    assert aggregate["sink_collapse_max[rms]"] == pytest.approx(drops.max())
+    assert aggregate["sink_collapse_avg[rms]"] == pytest.approx(drops.mean())
+    assert sorted(f["video"].rsplit("/", 1)[-1] for f in aggregate["failed"]) == ["corrupt.mp4", "short.mp4"]
+    table = pd.read_csv(out / "aggregate.csv").set_index("metric")
+    assert table.loc["sink_collapse_max[rms]", "videos"] == 2
+
+
+def test_existing_records_are_skipped_and_failures_retried(inputs, evaluated, capsys):
+    out, _ = evaluated
+    before = (out / "collapsing" / "summary.json").stat().st_mtime_ns
+    code = main([str(inputs / "collapsing.mp4"), str(inputs / "short.mp4"), "--out", str(out)])
+    captured = capsys.readouterr()
+    assert code == 2  # short.mp4 fails again; corrupt.mp4's old failure still counts
+    assert "record exists" in captured.out and "too short" in captured.err
+    assert (out / "collapsing" / "summary.json").stat().st_mtime_ns == before
 
 
 def test_bad_files_are_reported_on_stderr(inputs, tmp_path, capsys):
     code = main([str(inputs / "corrupt.mp4"), str(inputs / "short.mp4"), str(inputs / "drifting.mp4"),
                  "--out", str(tmp_path), "--set", "quality.enabled=false"])
     err = capsys.readouterr().err
-    assert code == 0
+    assert code == 2
     assert f"skipped {inputs / 'corrupt.mp4'}: cannot read video" in err
     assert f"skipped {inputs / 'short.mp4'}: too short: 10 frames" in err
+    assert json.loads((tmp_path / "short" / "error.json").read_text())["error"].endswith("10 frames, the metrics "
+                                                                                         "need at least 17 (sink "
+                                                                                         "frames and warm-up at "
+                                                                                         "16 fps)")
 
 
-def test_exit_code_is_nonzero_when_nothing_could_be_measured(inputs, tmp_path, capsys):
-    assert main([str(inputs / "corrupt.mp4"), str(tmp_path / "missing.mp4"), "--out", str(tmp_path)]) == 1
-    assert "none of the 2 videos could be measured" in capsys.readouterr().err
-    assert not (tmp_path / "summary.csv").exists()
-
-
-def test_frame_folder_needs_a_frame_rate(tmp_path, capsys):
+def test_frame_folder_needs_a_frame_rate_and_wan_sinks_are_nine_frames(tmp_path, capsys):
     folder = tmp_path / "frames"
     folder.mkdir()
     for index, frame in enumerate(drifting_video(40, [30], seed=3)):
@@ -110,12 +124,31 @@ def test_frame_folder_needs_a_frame_rate(tmp_path, capsys):
     assert main(args) == 1
     assert "pass --fps" in capsys.readouterr().err
     assert main([*args, "--fps", "8", "--sink-frames", "1"]) == 0
-    record = json.loads((tmp_path / "out" / "frames.json").read_text())
-    assert record["fps"] == 8 and record["fps_source"] == "--fps"
-    assert record["metrics_config"]["sink_distance"]["sink_frames"] == 1
-    assert record["results"]["sink_collapse_event_frames[rms]"] == [30]  # PNG frames are lossless
+    summary = json.loads((tmp_path / "out" / "frames" / "summary.json").read_text())
+    assert summary["config"]["fps"] == 8 and summary["config"]["fps_source"] == "--fps"
+    assert summary["config"]["metrics"]["sink_distance"]["sink_frames"] == 1
+    assert summary["metrics"]["sink_collapse_event_frames[rms]"] == [30]  # PNG frames are lossless
+    assert wan_sink_frames(3) == 9 and wan_sink_frames(1) == 1
+    assert main([str(folder), "--out", str(tmp_path / "wan"), "--fps", "8", "--sink-latent-frames", "3",
+                 "--set", "quality.enabled=false"]) == 0
+    summary = json.loads((tmp_path / "wan" / "frames" / "summary.json").read_text())
+    assert summary["config"]["metrics"]["sink_distance"]["sink_frames"] == 9
 
 
 def test_bad_metrics_override_fails_once_with_the_key(inputs, tmp_path, capsys):
-    assert main([str(inputs / "drifting.mp4"), "--out", str(tmp_path), "--set", "cycles.period=3"]) == 2
+    assert main([str(inputs / "drifting.mp4"), "--out", str(tmp_path), "--set", "cycles.period=3"]) == 100
     assert "metrics.cycles.period" in capsys.readouterr().err
+
+
+def test_a_batch_runs_as_a_hydra_multirun_and_resumes(inputs, tmp_path):
+    out = tmp_path / "batch"
+    command = [sys.executable, "-m", "lolbench.eval_batch", "--multirun", f"videos=[{inputs}]", f"out={out}",
+               "shards=2", "shard=range(2)", "metrics.quality.enabled=false", "metrics.cycles.enabled=false"]
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert sorted(p.parent.name for p in out.glob("*/summary.json")) == ["collapsing", "drifting"]
+    assert sorted(p.parent.name for p in out.glob("*/error.json")) == ["corrupt", "short"]
+    again = subprocess.run(command, check=True, capture_output=True, text=True,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert again.stdout.count("record exists") == 2
+    assert main(["--summarize-only", "--out", str(out)]) == 2
+    assert json.loads((out / "aggregate.json").read_text())["videos"] == 2

@@ -105,7 +105,7 @@ def test_raft_loads_weights_from_path(tmp_path) -> None:
     for key, value in model.state_dict().items():
         assert torch.equal(flow._model.state_dict()[key].cpu(), value)
     flow.iters = 2  # random weights: only shape and grid are meaningful, keep it quick
-    out = flow(*shifted_pair(30, 44, 3, -2))  # resized to 128 x 192 (multiples of 8) inside, back to 30 x 44
+    out = flow(*shifted_pair(30, 44, 3, -2))  # upsampled 5x (RAFT needs >= 128 px), padded to 152 x 224, back to 30 x 44
     assert out.shape == (30, 44, 2) and out.dtype == np.float32 and np.isfinite(out).all()
 
 

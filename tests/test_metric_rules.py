@@ -7,6 +7,7 @@ import pytest
 
 from lolbench.metrics.cycles import dominant_period
 from lolbench.metrics.heads import probe_stats
+from lolbench.metrics.sink_distance import normalize_curve
 from lolbench.probes import AttentionProbe, FrameKind
 
 
@@ -75,3 +76,20 @@ def test_entropy_of_the_heads_top_frames(top_frames, entropy):
     homogeneity = AttentionProbe(chunk_index=1, mass=mass, frame_index=np.array([0, 5, 6]),
                                  kind=np.array([FrameKind.SINK, FrameKind.LOCAL, FrameKind.CURRENT], np.int8))
     assert probe_stats(homogeneity)["entropy"] == pytest.approx(entropy, abs=1e-12)
+
+
+def test_the_reference_level_is_the_median_so_a_dip_inside_the_window_does_not_move_it():
+    """Raw distance 0.2 over the 10-frame reference window except a 2-frame dip to 0.02: the median stays 0.2
+    (a mean would be 0.164), so the curve is exactly raw / 0.2."""
+    raw = np.full(40, 0.2)
+    raw[:3] = 0.0  # the sink frames themselves, before the warm-up
+    raw[7:9] = 0.02
+    curve, level = normalize_curve(raw, warmup=3, reference=10)
+    assert level == 0.2
+    np.testing.assert_array_equal(curve, raw / 0.2)
+
+
+@pytest.mark.parametrize(("window", "level"), [([0.1, 0.3, 0.2], 0.2), ([0.1, 0.3, 0.2, 0.4], 0.25)])
+def test_the_reference_level_of_an_even_window_is_the_mean_of_the_middle_two(window, level):
+    raw = np.array([0.0, *window, 0.5])
+    assert normalize_curve(raw, warmup=1, reference=len(window))[1] == pytest.approx(level)

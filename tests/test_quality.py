@@ -13,9 +13,9 @@ from lolbench.metrics.quality import (
     VBenchQuality,
     consistency_terms,
     flicker_terms,
-    interpolate_middle,
     quality_score,
     vbench_quality,
+    warp_middle,
     weighted_quality,
 )
 
@@ -67,7 +67,7 @@ def test_flickering_of_a_hand_made_video() -> None:
     # |f1 - f0| = 30 on half the pixels, 90 on the other half -> 60; |f2 - f1| = 0; m = 30
     np.testing.assert_allclose(flicker_terms(video), [(255 - 60) / 255, 1.0])
     result, _ = vbench_quality(video, fps=16)
-    assert result["temporal_flickering"] == pytest.approx((255 - 30) / 255)
+    assert result["temporal_flickering[no-static-filter]"] == pytest.approx((255 - 30) / 255)
 
 
 def test_consistency_is_one_for_identical_frames_and_drops_for_unrelated_ones() -> None:
@@ -84,18 +84,18 @@ def test_consistency_is_one_for_identical_frames_and_drops_for_unrelated_ones() 
 
 def test_static_video_scores() -> None:
     result, curves = vbench_quality(static_video(40), fps=16)
-    assert result["temporal_flickering"] == 1.0
+    assert result["temporal_flickering[no-static-filter]"] == 1.0
     assert result["motion_smoothness[flow-dis]"] == pytest.approx(1.0, abs=1e-3)
-    assert result["subject_consistency[pixel]"] == pytest.approx(1.0)
-    assert result["background_consistency[pixel]"] == pytest.approx(1.0)
+    assert result["subject_consistency[pixel/in-clip]"] == pytest.approx(1.0)
+    assert result["background_consistency[pixel/in-clip]"] == pytest.approx(1.0)
     assert result["dynamic_degree[dis]"] == 0.0
     assert result["quality_clips"] == 2
-    assert curves["temporal_flickering"].shape == (40,)
+    assert curves["temporal_flickering[no-static-filter]"].shape == (40,)
 
 
 def test_flow_warp_interpolates_a_uniform_pan() -> None:
     video = panning_video(3, 2)  # frame 1 is exactly half-way between frames 0 and 2
-    middle = interpolate_middle(video[0], video[2], make_flow("dis"))
+    middle = warp_middle(video[0], video[2], make_flow("dis")(video[0], video[2]))
     inner = (slice(4, -4), slice(4, -4))  # borders are replicated, not known
     assert np.abs(middle[inner].astype(int) - video[1][inner]).mean() < 2.0
 
@@ -104,21 +104,19 @@ def test_panning_video_is_smooth_and_dynamic() -> None:
     result, _ = vbench_quality(panning_video(40, 1), fps=16)
     assert result["dynamic_degree[dis]"] == 1.0
     assert result["motion_smoothness[flow-dis]"] > 0.98
-    assert result["temporal_flickering"] < 0.99  # pixels change under motion; VBench filters such clips
+    assert result["temporal_flickering[no-static-filter]"] < 0.99  # pixels change under motion; VBench filters such clips
 
 
-def test_unavailable_dims_report_reasons_and_partial_score_names_backbones() -> None:
+def test_unavailable_dims_report_reasons_and_partial_score_lists_what_it_holds() -> None:
     result, _ = vbench_quality(static_video(20), fps=16)
-    assert result["aesthetic_quality"].startswith("unavailable: needs backbones.aesthetic_clip")
-    assert result["imaging_quality"].startswith("unavailable: MUSIQ")
+    assert result["aesthetic_quality"].startswith("unavailable: needs CLIP ViT-L/14")
+    assert result["imaging_quality"].startswith("unavailable: no MUSIQ")
     assert result["imaging_quality_drift"].startswith("unavailable:")
     assert "quality_score" not in result
-    key = "quality_score[partial:pixel,flow-dis,dis]"
-    assert result["quality_score_dims"] == ["subject_consistency", "background_consistency",
-                                            "temporal_flickering", "motion_smoothness", "dynamic_degree"]
-    dims = {d: result[k] for d, k in [("subject_consistency", "subject_consistency[pixel]"),
-                                      ("background_consistency", "background_consistency[pixel]"),
-                                      ("temporal_flickering", "temporal_flickering"),
+    key = "quality_score[partial:temporal_flickering:no-static-filter,motion_smoothness:flow-dis,dynamic_degree:dis]"
+    # the pixel stand-in is not on DINO's / CLIP's scale: neither consistency counts, let alone twice
+    assert result["quality_score_dims"] == ["temporal_flickering", "motion_smoothness", "dynamic_degree"]
+    dims = {d: result[k] for d, k in [("temporal_flickering", "temporal_flickering[no-static-filter]"),
                                       ("motion_smoothness", "motion_smoothness[flow-dis]"),
                                       ("dynamic_degree", "dynamic_degree[dis]")]}
     assert result[key] == pytest.approx(weighted_quality(dims))
@@ -136,15 +134,13 @@ def test_real_imaging_model_is_used_when_given(tmp_path) -> None:
     video = np.full((20, 16, 16, 3), 51, np.uint8)
     result, _ = vbench_quality(video, fps=16, backbones={"musiq": str(path)})
     assert result["imaging_quality[musiq]"] == pytest.approx(0.2)
-    assert "quality_score[partial:pixel,flow-dis,dis,musiq]" in result
+    assert 'quality_score[partial:temporal_flickering:no-static-filter,motion_smoothness:flow-dis,dynamic_degree:dis]'[:-1] + ",imaging_quality:musiq]" in result
     assert "imaging_quality" in result["quality_score_dims"]
 
 
 def test_bad_backbone_config_is_rejected() -> None:
-    with pytest.raises(ValueError, match="allowed: dino, clip, aesthetic_clip, aesthetic_head, musiq, raft"):
+    with pytest.raises(ValueError, match="allowed: dino, clip, aesthetic_clip, aesthetic_head, musiq, raft, amt"):
         VBenchQuality(fps=16, backbones={"dinov2": "/x.pth"})
-    with pytest.raises(ValueError, match="aesthetic_clip needs a local path"):
-        VBenchQuality(fps=16, backbones={"aesthetic_head": "/x.pth"})
     with pytest.raises(ValueError, match="drift_seconds"):
         VBenchQuality(fps=16, drift_seconds=0)
 
@@ -155,11 +151,11 @@ def test_drift_is_negative_when_the_second_half_is_noisier() -> None:
     video[32:] += rng.integers(-25, 26, video[32:].shape, dtype=np.int16)  # fresh noise every frame
     video = np.clip(video, 0, 255).astype(np.uint8)
     result, _ = vbench_quality(video, fps=16, clip_seconds=1.0, drift_seconds=1.0)
-    assert result["temporal_flickering_drift"] < -0.03
+    assert result["temporal_flickering_drift[no-static-filter]"] < -0.03
     assert result["motion_smoothness_drift[flow-dis]"] < -0.01
-    assert result["subject_consistency_drift[pixel]"] < 0
+    assert result["subject_consistency_drift[pixel/in-clip]"] < 0
     short, _ = vbench_quality(video[:20], fps=16, clip_seconds=1.0, drift_seconds=1.0)
-    assert short["temporal_flickering_drift"].startswith("unavailable: video shorter than 2 x drift_seconds")
+    assert short["temporal_flickering_drift[no-static-filter]"].startswith("unavailable: video shorter than 2 x drift_seconds")
 
 
 def _assert_same(streamed: tuple[dict, dict], batch: tuple[dict, dict]) -> None:
@@ -191,8 +187,8 @@ def test_streaming_equals_batch(chunk: int) -> None:
 
 def test_empty_and_tiny_videos_are_unavailable_not_zero() -> None:
     empty = VBenchQuality(fps=16).compute()
-    assert empty["temporal_flickering"].startswith("unavailable:")
-    assert empty["quality_score[partial:pixel,flow-dis,dis]"].startswith("unavailable:")
+    assert empty["temporal_flickering[no-static-filter]"].startswith("unavailable:")
+    assert empty['quality_score[partial:temporal_flickering:no-static-filter,motion_smoothness:flow-dis,dynamic_degree:dis]'].startswith("unavailable:")
     two, _ = vbench_quality(static_video(2), fps=16)
-    assert two["temporal_flickering"] == 1.0
+    assert two["temporal_flickering[no-static-filter]"] == 1.0
     assert two["motion_smoothness[flow-dis]"].startswith("unavailable: needs a clip of at least 3 frames")

@@ -14,7 +14,14 @@ import pytest
 import torch
 from scipy import stats
 
-from lolbench.rope import JitterSpec, RopeSpec, build_tables, jitter_factors, jittered_head_count
+from lolbench.rope import (
+    JitterSpec,
+    RopeSpec,
+    build_tables,
+    jitter_factors,
+    jittered_head_count,
+    rope_spec_from_config,
+)
 
 HEADS = 4000  # one draw of ε per head: enough heads for a distribution test in one call
 
@@ -104,3 +111,45 @@ def test_yarn_keeps_a_component_once_its_rotations_reach_beta(alpha, beta, kept)
     gamma = min(1.0, max(0.0, (r - alpha) / (beta - alpha)))
     assert tables.time[0, 0].item() == pytest.approx((1 - gamma) / 2 + gamma, rel=1e-12)
     assert (tables.time[0, 0].item() == pytest.approx(1.0, rel=1e-12)) == kept
+
+
+@pytest.mark.parametrize(("train", "k"), [(10, 0), (15, 1), (20, 1), (50, 2)])
+def test_riflex_picks_the_component_whose_period_is_closest_to_the_training_length(train, k):
+    """Periods 2π/ω_i of θ = 100, d_t = 8: 6.28, 19.9, 62.8, 199 frames; L = 15 is closer to 19.9 (4.9) than to
+    6.28 (8.7), L = 50 closer to 62.8 than to 19.9."""
+    spec = RopeSpec(head_dim=16, num_heads=2, theta=100.0, train_frames=train, target_frames=4 * train,
+                    method="riflex")
+    expected = torch.tensor([100.0 ** (-i / 4) for i in range(4)], dtype=torch.float64)
+    expected[k] = 0.9 * 2 * math.pi / (4 * train)
+    torch.testing.assert_close(build_tables(spec).time, expected.expand(2, -1), rtol=1e-12, atol=0)
+
+
+def test_riflex_chooses_the_component_per_head_under_jitter():
+    """With jittered bases each head's periods differ, so each head's closest component is found on its own row."""
+    spec = RopeSpec(head_dim=16, num_heads=8, theta=100.0, train_frames=40, target_frames=160, method="riflex")
+    tables = build_tables(spec, JitterSpec(sigma=0.9, seed=1))
+    periods = [[2 * math.pi * base ** (i / 4) for i in range(4)] for base in tables.head_bases.tolist()]
+    chosen = [int(np.argmin([abs(p - 40) for p in row])) for row in periods]
+    assert len(set(chosen)) > 1  # the heads disagree, or this test could not tell per-head from global
+    for h, k in enumerate(chosen):
+        assert tables.time[h, k].item() == pytest.approx(0.9 * 2 * math.pi / 160, rel=1e-12)
+        others = [i for i in range(4) if i != k]
+        np.testing.assert_allclose(tables.time[h, others].numpy(), [2 * math.pi / periods[h][i] for i in others],
+                                   rtol=1e-12)
+
+
+def test_a_rope_group_without_a_name_is_named():
+    with pytest.raises(ValueError, match="rope config has no key 'name'"):
+        rope_spec_from_config({"head_dim": 16}, {"positions": "absolute"})
+
+
+def test_yarn_blends_each_component_by_its_own_ramp():
+    """θ = 100, d_t = 8, L = 20, s = 2, α = 0, β = 2: rotations r_i = 20 ω_i / 2π = 3.18, 1.007, 0.318, 0.101, so
+    γ = 1, 0.503, 0.159, 0.050 and ω'_i = (1 - γ_i) ω_i / 2 + γ_i ω_i, every component on its own ramp."""
+    tables = build_tables(RopeSpec(method="yarn", target_frames=40, yarn_alpha=0.0, yarn_beta=2.0, **SPEC))
+    expected = []
+    for i in range(4):
+        omega = 100.0 ** (-i / 4)
+        gamma = min(1.0, 20 * omega / (2 * math.pi) / 2.0)
+        expected.append((1 - gamma) * omega / 2 + gamma * omega)
+    np.testing.assert_allclose(tables.time[0].numpy(), expected, rtol=1e-12)

@@ -1,4 +1,4 @@
-"""lolbench.train: a few steps on a tiny config learn, sampling follows the documented distributions, resume is exact."""
+"""lolbench.train: a few steps on a tiny config learn, its sampling follows the documented distributions, resume."""
 
 from __future__ import annotations
 

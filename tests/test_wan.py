@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from lolbench.cache import StaticSinkPolicy, WindowPolicy
+from lolbench.cache import DySinkPolicy, StaticSinkPolicy, StreamingKVCache, WindowPolicy
 from lolbench.models.wan import StreamingWan, WanArch
 from lolbench.models.wan_sampler import warped_sigmas
 from lolbench.probes import FrameKind
+from lolbench.rope import RopeSpec, Rotary, build_tables
 from tests.wan_helpers import ARCH, TOL, make_stream, one_thread  # noqa: F401  (one_thread: autouse fixture)
 
 from diffusers.models.transformers.transformer_wan import WanAttnProcessor  # noqa: E402  (after lolbench's shim)
@@ -104,6 +105,22 @@ def test_streaming_stays_exact_beyond_1024_latent_frames():
     torch.testing.assert_close(streamed, expected, **TOL)
 
 
+@pytest.mark.parametrize(("policy", "blocks"), [
+    (StaticSinkPolicy(3, 6), 1 + 2 + 1 + 1),  # LongLive: sink, 2 window chunks, the chunk committed, scratch
+    (DySinkPolicy(window_frames=6, bank_size=16, embedder="latent"), 4 + 1 + 16 + 1),  # window grows by top_k chunks
+])
+def test_the_cache_preallocates_wan_sizes_in_the_models_dtype(policy, blocks):
+    """Wan2.1-1.3B's real geometry (30 layers, 12 heads x 128 dims, 30 x 52 = 1560 tokens per latent frame),
+    allocated on the meta device: keys and values are [L, B, H, blocks x 3 frames x 1560 tokens, D] in bfloat16."""
+    arch = WanArch()
+    rotary = Rotary(build_tables(RopeSpec(head_dim=128, num_heads=12)), *arch.grid)
+    cache = StreamingKVCache(policy, rotary, "absolute", 30, 1, 12, 128, 3, dtype=torch.bfloat16, device="meta",
+                             content_channels=16)
+    keys, values = cache.buffers()["keys"], cache.buffers()["values"]
+    assert keys.shape == values.shape == (30, 1, 12, blocks * 3 * 1560, 128) and keys.dtype == torch.bfloat16
+    assert keys.device.type == "meta" and keys.nbytes == 30 * 12 * blocks * 3 * 1560 * 128 * 2
+
+
 def test_text_keys_and_values_are_computed_once_per_prompt():
     stream, _ = make_stream(ARCH, WindowPolicy(3))
     calls = []
@@ -132,15 +149,16 @@ def test_warped_timesteps_match_the_published_schedule():
 WAN_TINY = ["model=wan_tiny"]
 
 
-def test_jitter_changes_only_the_temporal_rope_dims(run_config):
+@pytest.mark.parametrize("change", [["jitter.sigma=0.5"], ["rope=pi"], ["rope=ntk"], ["rope=yarn"], ["rope=riflex"]])
+def test_jitter_and_rope_methods_change_only_the_temporal_rope_dims(run_config, change):
     from lolbench.models.build import build_generator
 
     plain, _ = build_generator(run_config([*WAN_TINY, "jitter.sigma=0"]))
-    jittered, _ = build_generator(run_config([*WAN_TINY, "jitter.sigma=0.5"]))
+    changed, _ = build_generator(run_config([*WAN_TINY, *change]))
     time_dims = plain.model.transformer.rope.t_dim  # diffusers' own split of the head dim
     x = torch.randn(1, 2, 3 * 16, 12, generator=torch.Generator().manual_seed(5))
     pos = torch.tensor([7, 500, 100_000])
-    a, b = plain.cache.rotary.rotate(x, pos), jittered.cache.rotary.rotate(x, pos)
+    a, b = plain.cache.rotary.rotate(x, pos), changed.cache.rotary.rotate(x, pos)
     assert torch.equal(a[..., time_dims:], b[..., time_dims:])
     assert not torch.allclose(a[..., :time_dims], b[..., :time_dims])
 
@@ -193,3 +211,42 @@ def test_presets_set_the_published_geometry_and_build(run_config, preset, sink):
     assert (list(cfg.model.timesteps), cfg.model.shift, cfg.model.chunk_frames) == ([1000, 750, 500, 250], 5.0, 3)
     generator, _ = build_generator(cfg)
     assert generator.cache.policy.window_frames == sink["window_frames"]
+
+
+@pytest.mark.parametrize("sink", [["sink=static"], ["sink=dysink", "sink.embedder=latent", "sink.window_frames=3"]])
+def test_resume_from_state_dict_continues_bitwise(run_config, sink):
+    """The resume protocol of lolbench.generator: after K chunks take state_dict(); a fresh generator that is
+    reset and loads it makes the same next chunks, bit for bit."""
+    from lolbench.models.build import build_generator
+
+    cfg = run_config([*WAN_TINY, *sink])
+    text = torch.randn(1, 16, 16, generator=torch.Generator().manual_seed(8))
+    first, _ = build_generator(cfg)
+    first.reset_embeds(text, seed=3)
+    for _ in range(6):
+        first.next_latents()
+    state = first.state_dict()
+    expected = [first.next_latents() for _ in range(3)]
+    second, _ = build_generator(cfg)
+    second.reset_embeds(text, seed=3)
+    second.load_state_dict(state)
+    for want, got in zip(expected, (second.next_latents() for _ in range(3))):
+        assert torch.equal(want.latents, got.latents) and want.first_frame == got.first_frame
+        untimed = [{k: v for k, v in chunk.stats.items() if not k.startswith("seconds")} for chunk in (want, got)]
+        np.testing.assert_equal(*untimed)  # NaN (undefined) statistics count as equal
+
+
+@pytest.mark.parametrize("sink", [["sink=window"], ["sink=static", "rope.positions=rolling"], ["sink=deep"],
+                                  ["sink=dysink", "sink.embedder=latent", "sink.window_frames=3"]])
+def test_bfloat16_runs_every_sink_policy_with_the_cache_in_the_models_dtype(run_config, sink):
+    from lolbench.models.build import build_generator
+
+    generator, _ = build_generator(run_config([*WAN_TINY, *sink, "model.dtype=bfloat16"]))
+    transformer = generator.model.transformer
+    assert transformer.blocks[0].attn1.to_q.weight.dtype == torch.bfloat16
+    assert transformer.condition_embedder.time_embedder.linear_1.weight.dtype == torch.float32  # kept, as diffusers
+    assert generator.cache.buffers()["keys"].dtype == torch.bfloat16
+    generator.reset_embeds(torch.randn(1, 16, 16, generator=torch.Generator().manual_seed(9)), seed=0)
+    chunks = [generator.next_latents(probe=i == 4) for i in range(5)]
+    assert all(torch.isfinite(c.latents).all() for c in chunks)
+    np.testing.assert_allclose(chunks[-1].probe.mass.sum(axis=2), 1.0, atol=2e-2)  # bfloat16 softmax

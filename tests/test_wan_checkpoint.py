@@ -50,8 +50,9 @@ def test_the_inverse_names_are_wans():
     torch.manual_seed(0)
     original = {to_original(k) for k in build_transformer(ARCH).state_dict()}
     assert {"patch_embedding.weight", "text_embedding.0.weight", "time_projection.1.bias", "head.modulation",
-            "head.head.weight", "blocks.1.modulation", "blocks.0.self_attn.q.weight", "blocks.0.self_attn.norm_k.weight",
-            "blocks.0.cross_attn.o.bias", "blocks.0.norm3.weight", "blocks.1.ffn.2.weight"} <= original
+            "head.head.weight", "blocks.1.modulation", "blocks.0.self_attn.q.weight",
+            "blocks.0.self_attn.norm_k.weight", "blocks.0.cross_attn.o.bias", "blocks.0.norm3.weight",
+            "blocks.1.ffn.2.weight"} <= original
 
 
 @pytest.mark.parametrize(("wrapper", "prefix"), [("generator", "model."), ("generator_ema", "model."),
@@ -120,7 +121,8 @@ def test_lora_merge_changes_exactly_the_targeted_linears_by_b_a_alpha_over_r(tmp
 
 
 def test_lora_with_a_wrong_rank_names_the_layer(tmp_path):
-    lora = {"blocks.0.self_attn.q.lora_A.weight": torch.zeros(4, 24), "blocks.0.self_attn.q.lora_B.weight": torch.zeros(24, 4)}
+    lora = {"blocks.0.self_attn.q.lora_A.weight": torch.zeros(4, 24),
+            "blocks.0.self_attn.q.lora_B.weight": torch.zeros(24, 4)}
     torch.save(lora, tmp_path / "lora.pt")
     with pytest.raises(CheckpointError, match=r"blocks\.0\.attn1\.to_q: A \(4, 24\)"):
         merge_lora(build_transformer(ARCH), tmp_path / "lora.pt", rank=2, alpha=2)

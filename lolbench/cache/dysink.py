@@ -11,6 +11,7 @@ the same slot number.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -174,20 +175,20 @@ class MemoryBank:
         candidates = np.flatnonzero(redundancy == redundancy.max())
         return int(candidates[np.argmin(self.chunk[b, candidates])])
 
-    def state_dict(self) -> dict[str, np.ndarray | int]:
-        """Entries, recent-chunk ring, cosines and the count of observed chunks (copies)."""
-        return {**{name: array.copy() for name, array in self.buffers().items()}, "seen": self.seen}
-
-    def load_state_dict(self, state: dict[str, np.ndarray | int]) -> None:
-        for name, array in self.buffers().items():
-            if np.shape(state[name]) != array.shape:
-                raise ValueError(f"memory bank state {name} has shape {np.shape(state[name])}, expected {array.shape}")
-            array[...] = state[name]
-        self.seen = int(state["seen"])
-
     def buffers(self) -> dict[str, np.ndarray]:
         return {"bank_embedding": self.embedding, "bank_chunk": self.chunk, "bank_recent": self.recent,
                 "bank_similarity": self.similarity}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**{name: array.copy() for name, array in self.buffers().items()}, "bank_seen": self.seen}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, array in self.buffers().items():
+            saved = np.asarray(state[name])
+            if saved.shape != array.shape:
+                raise ValueError(f"memory bank state {name} has shape {saved.shape}, this bank {array.shape}")
+            array[...] = saved
+        self.seen = int(state["bank_seen"])
 
 
 class DySinkMemory:
@@ -249,10 +250,11 @@ class DySinkMemory:
         and returns the mask that drops gated entries (None when nothing is retrieved or the gate is off)."""
         if self._entries is None:
             return None
-        frame_keys = keys.unflatten(2, (-1, self.tokens_per_frame)).mean(dim=3)  # [B, H, S+F, D]
+        # in float32 whatever the model's dtype (a no-op for float32 models)
+        frame_keys = keys.float().unflatten(2, (-1, self.tokens_per_frame)).mean(dim=3)  # [B, H, S+F, D]
         entry_keys = torch.einsum("bes,bhsd->behd", self._entries, frame_keys)  # [B, k, H, D]
         local_key = torch.einsum("bs,bhsd->bhd", self._local, frame_keys)  # [B, H, D]
-        consensus = gate_consensus(q.mean(dim=2), entry_keys, local_key)  # [B, k]
+        consensus = gate_consensus(q.float().mean(dim=2), entry_keys, local_key)  # [B, k]
         if self.policy.gate:
             gated = self._valid & (consensus > self.policy.gate_tau)
         else:
@@ -288,11 +290,13 @@ class DySinkMemory:
     def buffers(self) -> dict[str, Tensor | np.ndarray]:
         return {"gate_sum": self._gate_sum, **self.bank.buffers()}
 
-    def state_dict(self) -> dict[str, np.ndarray | int]:
-        """Between chunks only the bank is state; retrieval and gate statistics are rebuilt by every chunk."""
-        return self.bank.state_dict()
+    def state_dict(self) -> dict[str, Any]:
+        return {"embedder": self.embedder.name, **self.bank.state_dict()}
 
-    def load_state_dict(self, state: dict[str, np.ndarray | int]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["embedder"] != self.embedder.name:
+            raise ValueError(f"DySink state was saved with sink.embedder={state['embedder']}, "
+                             f"this run uses {self.embedder.name}")
         self.bank.load_state_dict(state)
 
 

@@ -228,44 +228,37 @@ class StreamingKVCache:
         return named
 
     def state_dict(self) -> dict[str, Any]:
-        """Contents and layout between chunks, for resuming a video: committed frames, ring bookkeeping, the
-        stored keys and values (ring and chunk-memory blocks; the scratch block is rewritten by every chunk), the
-        chunk memory's state (DySink's bank), and the RoPE head bases as a fingerprint of the jitter draw. Same
-        size at every frame."""
+        """Copies (on the CPU) of everything later chunks depend on: stored keys and values, ring bookkeeping,
+        frame count and the chunk memory; plus the policy, position mode and RoPE head bases (the jitter draw),
+        which must match on load. Taken between chunks; its size does not grow with the video."""
         if self._layout is not None:
-            raise RuntimeError("state_dict() while a chunk is open; call it between chunks")
-        stored = self._scratch * self._block_tokens
+            raise RuntimeError("state_dict() is taken between chunks (after end_chunk)")
         state: dict[str, Any] = {
-            "num_frames": self._num_frames, "ring_chunk": self._ring_chunk.copy(), "policy": repr(self.policy),
-            "position_mode": self.position_mode, "head_bases": self.rotary.tables.head_bases.detach().cpu().clone(),
-            "keys": self._k[:, :, :, :stored].cpu().clone(), "values": self._v[:, :, :, :stored].cpu().clone(),
+            "policy": repr(self.policy), "position_mode": self.position_mode,
+            "head_bases": self.rotary.tables.head_bases.clone(),
+            "keys": self._k.detach().to("cpu", copy=True), "values": self._v.detach().to("cpu", copy=True),
+            "ring_chunk": self._ring_chunk.copy(), "num_frames": self._num_frames,
         }
         if self._memory is not None:
             state["memory"] = self._memory.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state`` (see ``state_dict``); a cache of another policy, position mode, jitter
-        draw or size is refused with the mismatch named."""
+        """Continue from ``state_dict()`` of a cache built with the same configuration (ValueError otherwise)."""
         for key, mine in (("policy", repr(self.policy)), ("position_mode", self.position_mode)):
             if state[key] != mine:
-                raise ValueError(f"cache state has {key}={state[key]!r}, this cache has {mine!r}")
-        if not torch.equal(state["head_bases"], self.rotary.tables.head_bases.detach().cpu()):
-            raise ValueError("cache state was made with other RoPE head bases (jitter draw): "
-                             f"{state['head_bases'].tolist()} vs {self.rotary.tables.head_bases.tolist()}")
-        stored = self._scratch * self._block_tokens
-        if tuple(state["keys"].shape) != tuple(self._k[:, :, :, :stored].shape):
-            raise ValueError(f"cache state keys have shape {tuple(state['keys'].shape)}, this cache stores "
-                             f"{tuple(self._k[:, :, :, :stored].shape)}")
-        if (self._memory is None) != ("memory" not in state):
-            raise ValueError("cache state and this cache disagree on having a chunk memory (DySink's bank)")
-        self.reset()
+                raise ValueError(f"cache state was saved with {key}={state[key]!r}, this cache has {mine!r}")
+        if not torch.equal(torch.as_tensor(state["head_bases"]), self.rotary.tables.head_bases):
+            raise ValueError("cache state was saved with other RoPE head bases (jitter draw or rope method)")
+        if tuple(state["keys"].shape) != tuple(self._k.shape):
+            raise ValueError(f"cache state holds keys {tuple(state['keys'].shape)}, this cache {tuple(self._k.shape)}")
+        self._k.copy_(state["keys"])
+        self._v.copy_(state["values"])
+        self._ring_chunk[:] = np.asarray(state["ring_chunk"])
         self._num_frames = int(state["num_frames"])
-        self._ring_chunk[:] = state["ring_chunk"]
-        self._k[:, :, :, :stored] = state["keys"].to(self._k)
-        self._v[:, :, :, :stored] = state["values"].to(self._v)
         if self._memory is not None:
             self._memory.load_state_dict(state["memory"])
+        self._layout = None
 
     def memory_bytes(self) -> int:
         """Bytes of all preallocated buffers; constant for the life of the cache."""

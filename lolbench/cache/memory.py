@@ -48,7 +48,7 @@ class ChunkMemory(Protocol):
         """Every preallocated buffer by name."""
 
     def state_dict(self) -> dict[str, Any]:
-        """What the memory holds between chunks (copies), for resuming a video; same size at every frame."""
+        """Copies of what later chunks depend on (taken between chunks), for resuming a video."""
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from ``state``; raises ValueError naming a mismatch (e.g. a bank of another size)."""
+        """Restore ``state_dict()``; a ValueError names what does not fit."""

@@ -1,38 +1,39 @@
-"""Image models behind the VBench-style quality dimensions, loaded only from local files.
+"""Image models behind the VBench-style quality dimensions, loaded only from local files in VBench's formats.
 
-Nothing is downloaded. A real backbone needs the user's weight file; without one, lolbench uses the
-offline ``pixel`` stand-in and says so in every result key (``subject_consistency[pixel]``).
+Nothing is downloaded. lolbench.metrics.vbench_cache finds the files in the user's VBench cache; without
+one, lolbench uses the offline ``pixel`` stand-in and says so in every result key.
 
 - ``pixel`` (offline): frames resized to 32x32 (area averaging), flattened and centered per frame, so the
-  cosine of two frames is their pixel correlation: 1 for identical frames, ~0 for unrelated ones. It is
-  blind to global brightness and contrast changes and knows nothing about semantics.
-- ``dino``: DINO ViT-B/16 (what VBench uses for subject consistency) as timm's ``vit_base_patch16_224``,
-  state dict from a local path (``dino_vitbase16_pretrain.pth``; full DINO checkpoints work too, the
-  teacher backbone is taken). VBench's preprocessing: short side resized to 224 keeping the aspect ratio,
-  ImageNet normalization; the CLS token after the final norm is the feature. Sides are cropped to multiples
-  of 16, which is what DINO's strided patch convolution does implicitly.
-- ``clip``: CLIP ViT-B/32 (VBench's background-consistency model) through open_clip, from a local open_clip
-  checkpoint or OpenAI's TorchScript ``ViT-B-32.pt`` (loaded with OpenAI's QuickGELU). VBench's
-  preprocessing: short side to 224 (bicubic), center crop 224, CLIP normalization; ``encode_image`` output.
+  cosine of two frames is their pixel correlation: 1 for identical frames, ~0 for unrelated ones.
+- ``dino``: DINO's ViT (VBench: ViT-B/16, ``dino_vitbase16_pretrain.pth``, a plain state dict whose keys
+  timm's VisionTransformer shares) built from the geometry the state dict shows. The forward is DINO's:
+  CLS token after the final norm, the position embedding resized the way DINO's ``interpolate_pos_encoding``
+  does it (bicubic, scale factor ``(n + 0.1) / grid``). VBench's preprocessing: short side resized to 224,
+  bilinear without antialiasing (torchvision's tensor ``Resize``), ImageNet normalization, no crop.
+- ``clip``: CLIP in OpenAI's format (VBench: ``ViT-B-32.pt``, a TorchScript archive; a plain OpenAI-layout
+  state dict works too) through open_clip's OpenAI loader. VBench's preprocessing: short side to 224 by
+  bicubic interpolation *without* antialiasing and without clamping, center crop 224 (torchvision's rounding),
+  CLIP normalization; ``encode_image``.
+
+Names come from the loaded geometry (``dino-vitb16``, ``clip-vitb32``, ``clip-vitl14``; anything else is named
+by its width, depth and patch), so a result never claims a model it did not use. A file that is not the
+expected format is an error naming the file.
 
 Per-frame scorers (VBench's absolute-quality dimensions):
 
-- aesthetic: LAION's linear aesthetic head on L2-normalized CLIP ViT-L/14 image embeddings, divided by 10
-  (both files from local paths).
-- imaging: MUSIQ (SPAQ) as VBench uses it. Its implementation (pyiqa) cannot be installed here, so lolbench
-  takes a user-provided *TorchScript* export of it: input float [1, 3, H, W] RGB in [0, 1], output its score
-  in [0, 100]. Frames whose longer side exceeds 512 px are first resized to a longer side of 512 (VBench's
-  default ``longer`` mode); the score is divided by 100.
+- aesthetic: LAION's linear head (``sa_0_4_vit_l_14_linear.pth``, ``nn.Linear(768, 1)``) on L2-normalized
+  CLIP ViT-L/14 embeddings, divided by 10.
+- imaging: a user-provided *TorchScript* MUSIQ (explicit path only); VBench's ``musiq_spaq_ckpt`` needs
+  pyiqa's architecture, which lolbench does not have (see lolbench.metrics.vbench_cache).
 
-Tests exercise every loader on small randomly initialized models of the same architecture family, passed
-through ``model_kwargs`` (which mark the backbone's name with ``+custom``).
+Frame interpolation (motion smoothness): AMT-S from VBench's ``amt-s.pth`` through VBench's own AMT code.
 """
 
 from __future__ import annotations
 
 import os
-import zipfile
-from typing import Any, Protocol
+from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -71,10 +72,6 @@ def require_file(key: str, path: str | None, what: str) -> str:
     return path
 
 
-def _custom(name: str, model_kwargs: dict[str, Any] | None) -> str:
-    return f"{name}+custom" if model_kwargs else name
-
-
 class PixelBackbone:
     """Offline stand-in: downsampled, per-frame centered pixels (cosine = pixel correlation)."""
 
@@ -110,7 +107,8 @@ class _TorchImageModel:
 
 
 def _resize_short(x, size: int, mode: str):
-    """Resize [B, 3, H, W] so the short side is ``size``, keeping the aspect ratio (torchvision's rule)."""
+    """Resize [B, 3, H, W] so the short side is ``size``, keeping the aspect ratio (torchvision's rule);
+    no antialiasing, as VBench's transforms ask."""
     import torch.nn.functional as F
 
     h, w = x.shape[-2:]
@@ -118,7 +116,7 @@ def _resize_short(x, size: int, mode: str):
         new = (size, int(size * w / h))
     else:
         new = (int(size * h / w), size)
-    return F.interpolate(x, size=new, mode=mode, align_corners=False, antialias=(mode == "bicubic"))
+    return F.interpolate(x, size=new, mode=mode, align_corners=False, antialias=False)  # VBench: antialias=False
 
 
 def _normalize(x, mean: tuple[float, ...], std: tuple[float, ...]):
@@ -131,7 +129,10 @@ def _load_state_dict(path: str) -> dict:
     """A plain state dict from a checkpoint file, unwrapping common containers and prefixes."""
     import torch
 
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for corrupt or foreign files
+        raise ValueError(f"{path!r} cannot be read as a checkpoint ({type(err).__name__}: {err})") from err
     for key in ("teacher", "model", "state_dict"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -140,26 +141,73 @@ def _load_state_dict(path: str) -> dict:
     return {k.removeprefix("module.").removeprefix("backbone."): v for k, v in state.items()}
 
 
-class DinoBackbone(_TorchImageModel):
-    """DINO ViT-B/16 features (timm architecture) from a local state dict."""
+def _vit_geometry(state: dict) -> tuple[int, int, int]:
+    """(embed dim, depth, patch size) of a ViT state dict in DINO's / timm's key layout."""
+    try:
+        dim = int(state["cls_token"].shape[-1])
+        patch = int(state["patch_embed.proj.weight"].shape[-1])
+    except KeyError as err:
+        raise ValueError(f"not a DINO ViT state dict (no {err.args[0]!r}; keys {sorted(state)[:5]})") from None
+    depth = len({k.split(".")[1] for k in state if k.startswith("blocks.")})
+    return dim, depth, patch
 
-    def __init__(self, weights: str, device: str | None = None, model_kwargs: dict[str, Any] | None = None) -> None:
-        path = require_file("dino", weights, "a DINO ViT-B/16 state dict")
+
+def dino_pos_embed(pos_embed, grid_h: int, grid_w: int, square_image: bool):
+    """DINO's position-embedding interpolation for a ``grid_h x grid_w`` patch grid: [1, 1 + N, D] -> [1, 1 + h*w, D].
+
+    Like DINO, the trained table is used unchanged only when the patch count matches and the *image* is square;
+    otherwise it is resampled, even onto a grid of the trained size."""
+    import torch
+    import torch.nn.functional as F
+
+    n = pos_embed.shape[1] - 1
+    side = int(n ** 0.5)
+    if grid_h * grid_w == n and square_image:
+        return pos_embed
+    patches = pos_embed[:, 1:].reshape(1, side, side, -1).permute(0, 3, 1, 2)
+    patches = F.interpolate(patches, scale_factor=((grid_h + 0.1) / side, (grid_w + 0.1) / side), mode="bicubic")
+    if patches.shape[-2:] != (grid_h, grid_w):
+        raise ValueError(f"position embedding resized to {tuple(patches.shape[-2:])}, expected {(grid_h, grid_w)}")
+    return torch.cat([pos_embed[:, :1], patches.permute(0, 2, 3, 1).reshape(1, grid_h * grid_w, -1)], dim=1)
+
+
+class DinoBackbone(_TorchImageModel):
+    """DINO ViT features (DINO's forward on timm's modules) from a local state dict."""
+
+    def __init__(self, weights: str, device: str | None = None) -> None:
+        path = require_file("dino", weights, "a DINO ViT-B/16 state dict (dino_vitbase16_pretrain.pth)")
         super().__init__(device)
         from lolbench._compat import ensure_torchvision
 
         ensure_torchvision()
         import timm
 
-        state = {k: v for k, v in _load_state_dict(path).items() if not k.startswith("head.")}
-        model = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0, dynamic_img_size=True,
-                                  **(model_kwargs or {}))
+        try:
+            state = {k: v for k, v in _load_state_dict(path).items() if not k.startswith("head.")}
+            dim, depth, patch = _vit_geometry(state)
+        except ValueError as err:
+            raise ValueError(f"dino={path!r}: {err}") from None
+        side = int((state["pos_embed"].shape[1] - 1) ** 0.5)
+        model = timm.create_model("vit_base_patch16_224", pretrained=False, num_classes=0, embed_dim=dim,
+                                  depth=depth, num_heads=max(1, dim // 64), patch_size=patch, img_size=side * patch)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise ValueError(f"dino={path!r} does not fit ViT-B/16: missing {missing[:5]}, unexpected {unexpected[:5]}")
+            raise ValueError(f"dino={path!r} does not fit a DINO ViT: missing {missing[:5]}, unexpected {unexpected[:5]}")
         self._model = model.eval().to(self.device)
-        self._patch = model.patch_embed.patch_size[0]
-        self.name = _custom("dino-vitb16", model_kwargs)
+        self._patch = patch
+        self.name = "dino-vitb16" if (dim, depth, patch) == (768, 12, 16) else f"dino-vit-d{dim}-l{depth}-p{patch}"
+
+    def _forward(self, x):
+        """DINO's VisionTransformer forward: patch tokens + CLS + resized positions -> blocks -> norm -> CLS."""
+        import torch
+
+        m = self._model
+        tokens = m.patch_embed.proj(x)  # [B, D, h, w]
+        grid_h, grid_w = tokens.shape[-2:]
+        tokens = tokens.flatten(2).transpose(1, 2)  # [B, h*w, D]
+        tokens = torch.cat([m.cls_token.expand(len(tokens), -1, -1), tokens], dim=1)
+        tokens = tokens + dino_pos_embed(m.pos_embed, grid_h, grid_w, x.shape[-1] == x.shape[-2])
+        return m.norm(m.blocks(tokens))[:, 0]
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         import torch
@@ -168,39 +216,30 @@ class DinoBackbone(_TorchImageModel):
         with torch.inference_mode():
             for x in self._batches(frames):
                 x = _resize_short(x, 224, "bilinear")
-                h, w = x.shape[-2:]
-                x = x[..., : h - h % self._patch, : w - w % self._patch]
-                out.append(self._model(_normalize(x, _IMAGENET_MEAN, _IMAGENET_STD)).float().cpu())
+                out.append(self._forward(_normalize(x, _IMAGENET_MEAN, _IMAGENET_STD)).float().cpu())
         return torch.cat(out).numpy()
 
 
-def _is_torchscript(path: str) -> bool:
-    """TorchScript archives (OpenAI's CLIP files) are zip files with a ``constants.pkl`` entry."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("constants.pkl") for name in archive.namelist())
+def _clip_name(model) -> str:
+    """``clip-vitb32`` / ``clip-vitl14`` from the visual tower's geometry, else width, depth and patch."""
+    width, _, patch, _ = model.visual.conv1.weight.shape
+    depth = len(model.visual.transformer.resblocks)
+    known = {(768, 12, 32): "clip-vitb32", (1024, 24, 14): "clip-vitl14"}
+    return known.get((width, depth, patch), f"clip-vit-w{width}-l{depth}-p{patch}")
 
 
-def _load_clip(key: str, path: str | None, model_name: str, model_kwargs: dict[str, Any] | None, device: str):
-    """An open_clip model of ``model_name`` with the weights in ``path``, in eval mode on ``device``."""
-    path = require_file(key, path, f"CLIP {model_name} weights (open_clip checkpoint or OpenAI .pt)")
+def load_openai_clip(key: str, path: str | None, device: str):
+    """A CLIP in OpenAI's format (TorchScript archive or OpenAI-layout state dict), fp32, eval, on ``device``."""
+    path = require_file(key, path, "a CLIP model in OpenAI's format (e.g. VBench's clip_model/ViT-B-32.pt)")
     from lolbench._compat import ensure_torchvision
 
     ensure_torchvision()
     import open_clip
 
     try:
-        if not model_kwargs and _is_torchscript(path):
-            model = open_clip.load_openai_model(path, precision="fp32", device="cpu")
-            expected = open_clip.get_model_config(model_name)["embed_dim"]
-            if model.visual.output_dim != expected:
-                raise ValueError(f"{key}={path!r} is a CLIP with {model.visual.output_dim}-d embeddings, "
-                                 f"not {model_name} ({expected}-d)")
-        else:
-            model = open_clip.create_model(model_name, pretrained=path, **(model_kwargs or {}))
-    except RuntimeError as err:
-        raise ValueError(f"{key}={path!r} does not fit open_clip {model_name}: {err}") from err
+        model = open_clip.load_openai_model(path, precision="fp32", device="cpu")
+    except Exception as err:  # open_clip raises KeyError/RuntimeError/UnpicklingError for foreign files
+        raise ValueError(f"{key}={path!r} is not a CLIP in OpenAI's format ({type(err).__name__}: {err})") from err
     return model.eval().to(device)
 
 
@@ -208,19 +247,18 @@ def _clip_embed(model, x):
     """VBench's clip_transform then ``encode_image``: [B, 3, H, W] in [0, 1] -> float [B, E]."""
     x = _resize_short(x, 224, "bicubic")
     h, w = x.shape[-2:]
-    top, left = (h - 224) // 2, (w - 224) // 2
+    top, left = int(round((h - 224) / 2.0)), int(round((w - 224) / 2.0))  # torchvision's center_crop
     x = x[..., top:top + 224, left:left + 224]
     return model.encode_image(_normalize(x, _CLIP_MEAN, _CLIP_STD)).float()
 
 
 class ClipBackbone(_TorchImageModel):
-    """CLIP image embeddings (ViT-B/32 by default) from a local checkpoint."""
+    """CLIP image embeddings (VBench: ViT-B/32) from a local OpenAI-format file."""
 
-    def __init__(self, weights: str, model_name: str = "ViT-B-32", device: str | None = None,
-                 model_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(self, weights: str, device: str | None = None) -> None:
         super().__init__(device)
-        self._model = _load_clip("clip", weights, model_name, model_kwargs, self.device)
-        self.name = _custom("clip-" + model_name.lower().replace("-", ""), model_kwargs)
+        self._model = load_openai_clip("clip", weights, self.device)
+        self.name = _clip_name(self._model)
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         import torch
@@ -230,14 +268,13 @@ class ClipBackbone(_TorchImageModel):
 
 
 class AestheticScorer(_TorchImageModel):
-    """LAION aesthetic predictor: linear head on normalized CLIP ViT-L/14 embeddings, score / 10."""
+    """LAION aesthetic predictor: linear head on normalized CLIP (ViT-L/14) embeddings, score / 10."""
 
-    def __init__(self, clip_weights: str, head_weights: str, clip_model: str = "ViT-L-14",
-                 device: str | None = None, model_kwargs: dict[str, Any] | None = None) -> None:
+    def __init__(self, clip_weights: str | None, head_weights: str | None, device: str | None = None) -> None:
         super().__init__(device)
         import torch
 
-        self._clip = _load_clip("aesthetic_clip", clip_weights, clip_model, model_kwargs, self.device)
+        self._clip = load_openai_clip("aesthetic_clip", clip_weights, self.device)
         head_path = require_file("aesthetic_head", head_weights, "the LAION aesthetic linear head state dict")
         state = _load_state_dict(head_path)
         weight = state.get("weight")
@@ -246,11 +283,12 @@ class AestheticScorer(_TorchImageModel):
         embed_dim = self._clip.visual.output_dim
         if weight.shape[1] != embed_dim:
             raise ValueError(f"aesthetic_head={head_path!r} expects {weight.shape[1]}-d embeddings, "
-                             f"CLIP {clip_model} gives {embed_dim}-d")
+                             f"the CLIP in {clip_weights!r} gives {embed_dim}-d")
         self._head = torch.nn.Linear(embed_dim, 1)
         self._head.load_state_dict(state)
         self._head.eval().to(self.device)
-        self.name = _custom("laion-aesthetic", model_kwargs)
+        clip_name = _clip_name(self._clip)
+        self.name = "laion-aesthetic" if clip_name == "clip-vitl14" else f"laion-aesthetic-{clip_name}"
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         import torch
@@ -291,6 +329,38 @@ class MusiqScorer(_TorchImageModel):
                                           align_corners=False)
                 scores.extend(float(self._model(frame[None])) for frame in batch)
         return np.array(scores, dtype=np.float64) / 100.0
+
+
+class AMTInterpolator(_TorchImageModel):
+    """The middle frame of two frames by AMT-S (VBench's ``amt-s.pth`` through VBench's AMT code).
+
+    As VBench runs it: frames to [0, 1] tensors, replicate-padded to multiples of 16, one pass at
+    ``scale_factor`` 1 with time step 1/2, unpadded, back to uint8 by truncation. (VBench lowers the scale
+    factor only on GPUs too small for the frame; lolbench always uses 1.)
+    """
+
+    name = "amt-s"
+
+    def __init__(self, weights: str, device: str | None = None) -> None:
+        super().__init__(device)
+        import torch
+
+        from lolbench.metrics.vbench_code import load_amt_s
+
+        self._model = load_amt_s(Path(require_file("amt", weights, "VBench's AMT-S checkpoint (amt-s.pth)")),
+                                 self.device)
+        self._embt = torch.tensor(0.5).float().view(1, 1, 1, 1).to(self.device)
+
+    def __call__(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+        import torch
+        from vbench.third_party.amt.utils.utils import InputPadder, img2tensor, tensor2img
+
+        a, b = (img2tensor(frame).to(self.device) for frame in (first, last))
+        padder = InputPadder(a.shape, 16)
+        a, b = padder.pad(a, b)
+        with torch.inference_mode():
+            middle = self._model(a, b, self._embt, scale_factor=1.0, eval=True)["imgt_pred"]
+        return tensor2img(padder.unpad(middle).cpu())
 
 
 def load_feature_backbone(kind: str, weights: str | None = None, device: str | None = None) -> FeatureBackbone:

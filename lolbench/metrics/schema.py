@@ -22,11 +22,14 @@ from lolbench.metrics.sink_distance import SinkDistance
 PLACEHOLDERS = {
     "distance": "sink distance used: `rms` (pixels), `lpips-alex`, or a feature backbone's name (cosine distance, "
                 "e.g. `pixel`, `dino-vitb16`)",
-    "flow": "optical-flow backend: `dis`, `farneback`, or the RAFT variant loaded from the user's weights",
-    "backbone": "feature backbone or scorer: `pixel` (offline stand-in), `dino-vitb16`, `clip-vitb32`, ... "
-                "(`+custom` when built with non-default model arguments)",
-    "interpolator": "frame interpolator of motion smoothness: `flow-<flow>` (flow warping; VBench uses AMT)",
-    "models": "comma-separated names of everything the partial score's dimensions used",
+    "flow": "optical-flow backend: `raft-things` (VBench's RAFT from its cache), `dis`, `farneback`, or the "
+            "torchvision RAFT variant loaded from `flow_weights`",
+    "backbone": "feature backbone or scorer as loaded (`dino-vitb16`, `clip-vitb32`, `laion-aesthetic`, other "
+                "geometries by width/depth/patch); consistency keys add `/in-clip` (no VBench-Long clip-to-clip "
+                "fusion), `pixel/in-clip` is the offline stand-in",
+    "filter": "`static-filter-<flow>` (VBench-Long's static filter with that RAFT) or `no-static-filter`",
+    "interpolator": "frame interpolator of motion smoothness: `amt-s` (VBench's), or `flow-<flow>` (flow warping)",
+    "dims": "comma-separated `dimension:tag` of every dimension the partial score holds",
 }
 
 
@@ -132,9 +135,12 @@ SCHEMA: tuple[KeySpec, ...] = (
     KeySpec("background_consistency[{backbone}]", VQ, "VBench background consistency (CLIP features in VBench)",
             "[0, 1]", "", True),
     KeySpec("background_consistency_drift[{backbone}]", VQ, "drift of background consistency", "[-1, 1]", "", True),
-    KeySpec("temporal_flickering", VQ, "(255 - mean abs. difference of consecutive frames) / 255, every clip",
+    KeySpec("temporal_flickering[{filter}]", VQ, "(255 - mean abs. difference of consecutive frames) / 255, "
+            "mean over the clips the static filter keeps (every clip without it)",
             "[0, 1]", "", True),
-    KeySpec("temporal_flickering_drift", VQ, "drift of temporal flickering", "[-1, 1]", "", True),
+    KeySpec("temporal_flickering_drift[{filter}]", VQ, "drift of temporal flickering", "[-1, 1]", "", True),
+    KeySpec("temporal_flickering_static_clips[{filter}]", VQ, "clips VBench's static filter kept", "[0, clips]",
+            "clips", None),
     KeySpec("motion_smoothness[{interpolator}]", VQ, "(255 - MAE of interpolated odd frames) / 255", "[0, 1]", "",
             True),
     KeySpec("motion_smoothness_drift[{interpolator}]", VQ, "drift of motion smoothness", "[-1, 1]", "", True),
@@ -151,8 +157,11 @@ SCHEMA: tuple[KeySpec, ...] = (
             "[-1, 1]", "", True),
     KeySpec("imaging_quality_drift", VQ, "the imaging drift key without MUSIQ: 'unavailable: <reason>'", "-", "",
             True),
-    KeySpec("quality_score[partial:{models}]", VQ, "VBench Quality Score formula over the dimensions that could be "
-            "computed, weights renormalized (never the full score: no AMT)", "about [0, 1]", "", True),
+    KeySpec("quality_score", VQ, "VBench's Quality Score: all seven dimensions from VBench's own models and rules",
+            "about [0, 1]", "", True),
+    KeySpec("quality_score[partial:{dims}]", VQ, "VBench's Quality Score formula, weights renormalized, over the "
+            "dimensions on VBench's scale (each once; pixel-stand-in consistency left out)", "about [0, 1]", "",
+            True),
     KeySpec("quality_score_dims", VQ, "the dimensions included in the partial quality score", "list of names", "",
             None),
 )

@@ -92,7 +92,7 @@ class WanArch:
 
 
 def build_transformer(arch: WanArch) -> WanTransformer3DModel:
-    """A randomly initialized Wan transformer of this architecture (weights are loaded by lolbench.models.wan_checkpoint)."""
+    """A randomly initialized Wan transformer of this architecture (lolbench.models.wan_checkpoint loads weights)."""
     return WanTransformer3DModel(**arch.diffusers_config())
 
 
@@ -153,11 +153,13 @@ class StreamingWan:
     """
 
     def __init__(self, transformer: WanTransformer3DModel, cache: StreamingKVCache, arch: WanArch):
-        if (cache.num_layers, cache.num_heads, cache.head_dim) != (arch.num_layers, arch.num_heads, arch.head_dim):
-            raise ValueError(f"cache geometry (layers, heads, head dim) = {(cache.num_layers, cache.num_heads, cache.head_dim)} "
-                             f"does not match the model's {(arch.num_layers, arch.num_heads, arch.head_dim)}")
-        if (cache.rotary.grid_h, cache.rotary.grid_w) != arch.grid:
-            raise ValueError(f"cache token grid {(cache.rotary.grid_h, cache.rotary.grid_w)} is not the model's {arch.grid}")
+        geometry = (cache.num_layers, cache.num_heads, cache.head_dim)
+        if geometry != (arch.num_layers, arch.num_heads, arch.head_dim):
+            raise ValueError(f"cache geometry (layers, heads, head dim) = {geometry} does not match the model's "
+                             f"{(arch.num_layers, arch.num_heads, arch.head_dim)}")
+        grid = (cache.rotary.grid_h, cache.rotary.grid_w)
+        if grid != arch.grid:
+            raise ValueError(f"cache token grid {grid} is not the model's {arch.grid}")
         self.transformer = transformer.eval()
         self.cache = cache
         self.arch = arch

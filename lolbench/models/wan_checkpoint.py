@@ -88,8 +88,8 @@ def _folder_state_dict(path: Path, arch: WanArch) -> tuple[dict[str, Tensor], st
     config_file = path / "config.json"
     if config_file.is_file():
         config = json.loads(config_file.read_text())
-        differs = {k: (config[k], v) for k, v in arch.diffusers_config().items()
-                   if k in config and (list(config[k]) if isinstance(v, tuple) else config[k]) != (list(v) if isinstance(v, tuple) else v)}
+        wanted = {k: list(v) if isinstance(v, tuple) else v for k, v in arch.diffusers_config().items()}
+        differs = {k: (config[k], v) for k, v in wanted.items() if k in config and config[k] != v}  # JSON: lists
         if differs:
             raise CheckpointError(f"model.checkpoint: {path}/config.json differs from the model config "
                                   f"(key: (folder, config)): {differs}")
@@ -152,7 +152,7 @@ def merge_lora(transformer: WanTransformer3DModel, lora: str | Path, rank: int, 
     not_linear = [n for n in pairs if not isinstance(modules.get(n), torch.nn.Linear)]
     wrong = [f"{n}: A {tuple(a.shape)} B {tuple(b.shape)} vs Linear {tuple(modules[n].weight.shape)}, rank {rank}"
              for n, (a, b) in pairs.items() if n not in not_linear
-             and (tuple(a.shape) != (rank, modules[n].in_features) or tuple(b.shape) != (modules[n].out_features, rank))]
+             and (tuple(a.shape), tuple(b.shape)) != ((rank, modules[n].in_features), (modules[n].out_features, rank))]
     if not_linear or wrong:
         raise CheckpointError(f"model.lora: {path} does not fit the model: {len(not_linear)} targets that are not "
                               f"Linear layers of the model: {not_linear[:SHOWN]}; {len(wrong)} wrong shapes: "

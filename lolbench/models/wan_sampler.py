@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -45,6 +45,11 @@ class LatentDecoder(Protocol):
     """A streaming VAE decoder (part 2): keeps its own temporal state between chunks of one video."""
 
     def reset(self) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Its temporal state between chunks (for resuming a video)."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
 
     def decode(self, latents: Tensor) -> Tensor:
         """[B, C, F, h, w] latents -> [B, F', 3, H, W] frames in [-1, 1] (F' may differ from chunk to chunk)."""
@@ -88,7 +93,8 @@ class WanGenerator:
         if chunk_embedder is not None and decoder is None:
             raise ValueError("a chunk_embedder reads decoded frames: it needs a decoder")
         if model.cache.chunk_frames != chunk_frames:
-            raise ValueError(f"model.chunk_frames={chunk_frames} but the cache was built for {model.cache.chunk_frames}")
+            raise ValueError(f"model.chunk_frames={chunk_frames}, but the cache was built for "
+                             f"{model.cache.chunk_frames}")
         self.model = model
         self.cache = model.cache
         self.sigmas = list(sigmas)
@@ -116,6 +122,27 @@ class WanGenerator:
         self.cache.reset()
         if self.decoder is not None:
             self.decoder.reset()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Resume protocol (lolbench.generator): RNG, frame counters, cache (and decoder) state, between chunks.
+        The text keys and values are not included: ``reset`` with the same prompt recomputes them."""
+        if self._rng is None:
+            raise RuntimeError("state_dict() needs a started video (reset first)")
+        state = {"rng": self._rng.get_state(), "next_frame": self._next_frame, "next_pixel": self._next_pixel,
+                 "cache": self.cache.state_dict()}
+        if self.decoder is not None:
+            state["decoder"] = self.decoder.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue a video after ``reset`` with the same prompt and seed."""
+        if self._rng is None:
+            raise RuntimeError("load_state_dict() after reset(prompt, seed)")
+        self.cache.load_state_dict(state["cache"])
+        self._rng.set_state(torch.as_tensor(state["rng"]))
+        self._next_frame, self._next_pixel = int(state["next_frame"]), int(state["next_pixel"])
+        if self.decoder is not None:
+            self.decoder.load_state_dict(state["decoder"])
 
     def _noise(self, shape: tuple[int, ...]) -> Tensor:
         """Gaussian noise drawn on the CPU (the same video for a seed on any device)."""
