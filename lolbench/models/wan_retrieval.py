@@ -63,7 +63,7 @@ class _BankEntry:
     dim = PE_CORE_DIM
 
     def __init__(self, channels: int):
-        self.channels = channels
+        del channels  # the bank passes its chunk content's channels; PE-Core reads decoded RGB frames instead
 
     def __call__(self, frames: Tensor) -> Tensor:
         raise RuntimeError(f"sink.embedder={self.name} embeds decoded frames: it needs model=wan with "
