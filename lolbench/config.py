@@ -1,9 +1,7 @@
-"""Structured schema of the top-level run config; the groups (model, sink, rope, ...) are checked by their builders."""
+"""Where run configs come from: the ConfigStore schemas (lolbench/schema.py) and ``conf/``, for run.py and for
+code outside a Hydra app (benchmarks, tests)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any
 
 from pathlib import Path
 
@@ -12,31 +10,20 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
 from lolbench.prompts import register_prompt_resolver
+from lolbench.schema import SCHEMAS, RunSchema
 
-
-@dataclass
-class RunConfig:
-    model: Any = field(default_factory=dict)
-    sink: Any = field(default_factory=dict)
-    jitter: Any = field(default_factory=dict)
-    rope: Any = field(default_factory=dict)
-    metrics: Any = field(default_factory=dict)
-    logger: Any = field(default_factory=dict)
-    num_frames: int = 480
-    seed: int = 0
-    prompt: str = "meadow"
-    prompts_file: str | None = None
-    probe_every: int = 4
-    video_scale: int = 4
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def register_configs() -> None:
-    """Make ``run_schema`` available to conf/config.yaml's defaults list (typed top-level keys)."""
-    ConfigStore.instance().store(name="run_schema", node=RunConfig)
+    """Store the run schema (``run_schema``) and every group option's schema (``schema/<group>/<option>``), which
+    conf/config.yaml and the option files of conf/ start from."""
+    store = ConfigStore.instance()
+    store.store(name="run_schema", node=RunSchema)
+    for group, options in SCHEMAS.items():
+        for option, schema in options.items():
+            store.store(group=f"schema/{group}", name=option, node=schema)
     register_prompt_resolver()
-
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def compose_run_config(overrides: list[str] | None = None, config_name: str = "config") -> DictConfig:

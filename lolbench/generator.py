@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from lolbench.probes import AttentionProbe
+
+StreamState = dict[str, Any]
+"""A generator's (or cache's) state: a nested dict whose leaves are torch tensors, numpy arrays, Python scalars,
+strings or None (lists and tuples of those are fine). Its size must not grow with the video length; the runner
+saves it with ``lolbench.checkpoint`` and hands it back unchanged (tensors on the CPU)."""
+
+
+class NonFiniteOutputError(FloatingPointError):
+    """The model produced NaN or Inf; raised by ``next_chunk`` before the bad frames reach the cache or the video."""
+
+    def __init__(self, chunk: int, frame: int) -> None:
+        super().__init__(f"non-finite (NaN/Inf) model output in chunk {chunk} at frame {frame}")
+        self.chunk, self.frame = chunk, frame
 
 
 @dataclass
@@ -33,7 +46,20 @@ class VideoGenerator(Protocol):
         """Start a new video for ``prompt``; the same prompt and seed must give the same video."""
 
     def next_chunk(self, probe: bool = False) -> Chunk:
-        """Generate the next chunk; with ``probe`` also return its attention probe."""
+        """Generate the next chunk; with ``probe`` also return its attention probe. Raises
+        ``NonFiniteOutputError`` when the model output is not finite."""
+
+    def state_dict(self) -> StreamState:
+        """Everything the next chunks depend on that ``reset(prompt, seed)`` does not recreate, between chunks.
+
+        The runner checkpoints it so that a killed run can continue with bitwise-identical frames (on CPU):
+        the frame counter, RNG states (``torch.Generator.get_state()``), the KV cache contents and layout, a
+        sink bank, anything drawn once per rollout (its values or a fingerprint to check). See ``StreamState``.
+        """
+
+    def load_state_dict(self, state: StreamState) -> None:
+        """Continue from ``state``. Called on a generator built from the same config, right after
+        ``reset(prompt, seed)``; raises ValueError naming what does not fit (shapes, policy, jitter draw)."""
 
 
 @runtime_checkable

@@ -29,9 +29,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from lolbench.results import VIDEO_FILE, load_tables
 
-LOGGERS = ("wandb", "local", "none")
-WANDB_MODES = ("offline", "online")
-WANDB_KEYS = ("name", "mode", "project", "entity", "dir", "tags")
 FIGURES_DIR = "figures"
 OVERVIEW_FIGURE = "overview.png"
 
@@ -46,6 +43,11 @@ class RunLogger(ABC):
     @abstractmethod
     def finish(self, summary: Mapping[str, Any], run_dir: Path) -> None:
         """Report the finished run: ``summary`` as written to summary.json, and the files in ``run_dir``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to report to the same place (checkpointed with the run); the position in
+        the run's history is the chunk index, which the runner's checkpoint carries."""
+        return {}
 
 
 class FilesOnly(RunLogger):
@@ -93,6 +95,9 @@ class WandbLogger(RunLogger):
         run.define_metric("frame/*", step_metric="frame")
         run.define_metric("index")
         run.define_metric("index/*", step_metric="index")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"wandb_run_id": self.run.id}
 
     def log_chunk(self, step: int, scalars: Mapping[str, float]) -> None:
         values = _numeric_scalars(scalars, f"chunk {step}")
@@ -176,17 +181,9 @@ def render_overview(summary: Mapping[str, Any], run_dir: Path, path: Path) -> bo
     return True
 
 
-def _check_keys(logger_cfg: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
-    unknown = sorted(set(logger_cfg) - set(allowed))
-    if unknown:
-        raise ValueError(f"logger={logger_cfg['name']} does not take keys {unknown}; it takes {list(allowed)}")
-
-
-def _start_wandb(logger_cfg: Mapping[str, Any], run_dir: Path, cfg: DictConfig | Mapping[str, Any]) -> WandbLogger:
-    _check_keys(logger_cfg, WANDB_KEYS)
+def _start_wandb(logger_cfg: Mapping[str, Any], run_dir: Path, cfg: DictConfig | Mapping[str, Any],
+                 run_id: str | None = None) -> WandbLogger:
     mode = logger_cfg.get("mode", "offline")
-    if mode not in WANDB_MODES:
-        raise ValueError(f"logger.mode={mode!r} is not one of {WANDB_MODES}")
     import wandb
 
     os.environ["WANDB_SILENT"] = "true"  # no banners; the W&B service process inherits the environment,
@@ -208,6 +205,8 @@ def _start_wandb(logger_cfg: Mapping[str, Any], run_dir: Path, cfg: DictConfig |
         tags=list(logger_cfg.get("tags") or []),
         name=name,
         group=group,
+        id=run_id,  # a resumed run continues its W&B run
+        resume="allow" if run_id else None,
         settings=wandb.Settings(mode=mode, silent=True, console="off", disable_git=True, save_code=False),
     )
     return WandbLogger(run)
@@ -227,12 +226,10 @@ def _hydra_job() -> tuple[str | None, str | None]:
 
 
 def build_logger(logger_cfg: DictConfig | Mapping[str, Any], run_dir: Path,
-                 cfg: DictConfig | Mapping[str, Any]) -> RunLogger:
-    """The logger named by ``logger_cfg.name`` for a run writing into ``run_dir`` with the full config ``cfg``."""
-    name = logger_cfg.get("name") if isinstance(logger_cfg, Mapping) else None
-    if name not in LOGGERS:
-        raise ValueError(f"logger.name={name!r} is not one of {LOGGERS}")
-    if name == "wandb":
-        return _start_wandb(logger_cfg, Path(run_dir), cfg)
-    _check_keys(logger_cfg, ("name",))
+                 cfg: DictConfig | Mapping[str, Any], resume_state: Mapping[str, Any] | None = None) -> RunLogger:
+    """The logger named by ``logger_cfg.name`` (``wandb``, or ``local``/``none``: files only; the names, keys and
+    modes are the logger group's structured config, lolbench/schema.py) for a run writing into ``run_dir`` with
+    the full config ``cfg``; ``resume_state`` is the ``state_dict()`` of the logger of the run being resumed."""
+    if logger_cfg["name"] == "wandb":
+        return _start_wandb(logger_cfg, Path(run_dir), cfg, (resume_state or {}).get("wandb_run_id"))
     return FilesOnly()

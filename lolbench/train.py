@@ -27,6 +27,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from lolbench.atomic import atomic_write, write_json
+from lolbench.config import register_configs
 from lolbench.models.build import architecture_from_config
 from lolbench.models.checkpoint import save_checkpoint
 from lolbench.models.sampler import to_model_space
@@ -196,4 +197,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    register_configs()  # the model group's schema (lolbench/schema.py)
     main()

@@ -4,6 +4,9 @@
   to ``<path>`` on close, also when the ``with`` block ends by an exception (Ctrl-C included), so an
   interrupted run leaves a playable video of the frames written so far and a finished file is never
   mistaken for a partial one.
+- :class:`SegmentedVideo` writes a long video as numbered complete mp4 segments plus a playlist, so a run
+  killed by SIGKILL still leaves every finished segment playable and a resumed run continues without
+  duplicated or missing frames; ``join`` remuxes the segments into one mp4 (stream copy, no re-encoding).
 - :func:`open_video` reads mp4/webm/gif/avi (anything FFmpeg decodes) or a folder of png/jpg images, as RGB
   chunks; every failure is a :class:`VideoReadError` that names the path.
 - :func:`write_frame_strip` saves chosen frames side by side as a PNG for reports.
@@ -126,6 +129,106 @@ class VideoWriter:
         self._container.mux(self._stream.encode(None))
         self._container.close()
         os.replace(self.partial_path, self.path)
+
+
+SEGMENT_PATTERN = re.compile(r"^seg_(\d{9})\.mp4$")
+PLAYLIST = "playlist.m3u"  # VLC, mpv: `mpv video/playlist.m3u`
+CONCAT_LIST = "segments.ffconcat"  # FFmpeg: `ffplay video/segments.ffconcat`; lolbench.video_io.open_video reads it
+
+
+class SegmentedVideo:
+    """A video in ``folder`` as complete mp4 segments ``seg_<first frame>.mp4``, cut where the caller says.
+
+    The segment being written is ``seg_*.mp4.partial`` until :meth:`cut` finishes it, and the playlists list
+    only finished segments (rewritten atomically at each cut), so after a SIGKILL everything up to the last cut
+    plays. :meth:`truncate` drops segments from a frame on, for continuing from a checkpoint taken at a cut.
+    """
+
+    def __init__(self, folder: str | os.PathLike, fps: float, scale: int = 1, crf: int = 10,
+                 pix_fmt: str = "yuv420p") -> None:
+        self.folder = Path(folder)
+        self.fps, self.scale, self.crf, self.pix_fmt = fps, scale, crf, pix_fmt
+        VideoWriter(self.folder / "check.mp4", fps, scale, crf, pix_fmt)  # bad settings fail before any frame
+        self.frames_written = 0
+        self._writer: VideoWriter | None = None
+
+    def __enter__(self) -> SegmentedVideo:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.cut()
+
+    def segments(self) -> list[Path]:
+        """Finished segments in frame order."""
+        if not self.folder.is_dir():
+            return []
+        return sorted(p for p in self.folder.iterdir() if SEGMENT_PATTERN.match(p.name))
+
+    def write(self, frames: np.ndarray) -> None:
+        """Append frames, uint8 [F, H, W, 3], to the open segment (opened on demand)."""
+        if self._writer is None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            name = f"seg_{self.frames_written:09d}.mp4"
+            self._writer = VideoWriter(self.folder / name, self.fps, self.scale, self.crf, self.pix_fmt)
+        self._writer.write(frames)
+        self.frames_written += len(frames)
+
+    def cut(self) -> None:
+        """Finish the open segment (if any) and list it in the playlists."""
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._writer = None
+        self._write_playlists()
+
+    def truncate(self, frames: int) -> None:
+        """Keep frames [0, frames): delete segments (finished or partial) starting at or after ``frames``.
+
+        The kept segments must end exactly at ``frames``, as they do when ``frames`` is a cut."""
+        if self._writer is not None:
+            raise RuntimeError("truncate() with a segment open; cut() first")
+        for path in self.folder.glob("seg_*.mp4*"):
+            match = SEGMENT_PATTERN.match(path.name)
+            if match is None or int(match.group(1)) >= frames:
+                path.unlink()
+        starts = [int(SEGMENT_PATTERN.match(p.name).group(1)) for p in self.segments()]
+        if starts and starts[0] != 0:
+            raise VideoReadError(f"{self.folder}: first segment starts at frame {starts[0]}, not 0")
+        self.frames_written = frames
+        self._write_playlists()
+
+    def _write_playlists(self) -> None:
+        names = [p.name for p in self.segments()]
+        with atomic_path(self.folder / PLAYLIST) as tmp:
+            tmp.write_text("".join(f"{name}\n" for name in names))
+        with atomic_path(self.folder / CONCAT_LIST) as tmp:
+            tmp.write_text("ffconcat version 1.0\n" + "".join(f"file {name}\n" for name in names))
+
+    def join(self, path: str | os.PathLike) -> None:
+        """Remux the finished segments into one mp4 at ``path`` (atomically; packets copied, not re-encoded)."""
+        segments = self.segments()
+        if not segments:
+            return
+        with atomic_path(path) as tmp, av.open(str(tmp), mode="w", format="mp4") as out:
+            stream = None
+            offset = 0  # pts/dts offset of the current segment, in the output stream's time base
+            for segment in segments:
+                with av.open(str(segment)) as source:
+                    video = source.streams.video[0]
+                    if stream is None:
+                        stream = out.add_stream_from_template(video)
+                    end = offset
+                    for packet in source.demux(video):
+                        if packet.dts is None:
+                            continue
+                        duration = packet.duration or 0
+                        packet.pts += offset
+                        packet.dts += offset
+                        end = max(end, packet.pts + duration)
+                        packet.stream = stream
+                        out.mux(packet)
+                    offset = end
 
 
 class VideoSource(ABC):

@@ -8,10 +8,13 @@ computes the same numbers from a whole video at once; the tests compare the two.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from lolbench.probes import AttentionProbe
 
@@ -51,6 +54,31 @@ class StreamingMetric(ABC):
         detects none); the suite merges them in frame order."""
         return []
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything ``update`` has accumulated, for checkpoints: the metric's data attributes.
+
+        Data are arrays, tensors, scalars, strings, containers of those and small lolbench objects made only of
+        data (ring buffers, accumulators); components built from the config (flow estimators, backbone
+        models) are not state and are left out. A nested metric contributes its own state. The values are
+        the live objects: serialize them before the next ``update``.
+        """
+        state: dict[str, Any] = {}
+        for name, value in vars(self).items():
+            if isinstance(value, StreamingMetric):
+                state[name] = {"metric": value.state_dict()}
+            elif _is_data(value):
+                state[name] = value
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from ``state`` (see ``state_dict``) on a metric built with the same arguments."""
+        for name, value in state.items():
+            current = getattr(self, name, None)
+            if isinstance(current, StreamingMetric):
+                current.load_state_dict(value["metric"])
+            else:
+                setattr(self, name, copy.deepcopy(value))
+
 
 class FrameMetric(StreamingMetric):
     """A metric computed from the frames alone."""
@@ -66,6 +94,21 @@ class ProbeMetric(StreamingMetric):
     @abstractmethod
     def update(self, probe: AttentionProbe) -> None:
         """Add the probe of one chunk, in chunk order."""
+
+
+def _is_data(value: Any) -> bool:
+    """Plain data that describes accumulated state (see ``StreamingMetric.state_dict``)."""
+    if value is None or isinstance(value, (bool, int, float, str, np.ndarray, np.generic, torch.Tensor)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return all(_is_data(v) for v in value)
+    if isinstance(value, dict):
+        return all(_is_data(k) and _is_data(v) for k, v in value.items())
+    if type(value).__module__.startswith("lolbench.") and hasattr(value, "__dict__"):
+        fields = vars(value) if not dataclasses.is_dataclass(value) else {
+            f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return all(_is_data(v) for v in fields.values())
+    return False
 
 
 def check_frames(frames: np.ndarray) -> np.ndarray:

@@ -55,6 +55,19 @@ class MetricSuite:
             metric.reset()
         self.frames_seen = 0
 
+    def state_dict(self) -> dict[str, Any]:
+        """Every metric's state, by metric name, and the frame count (for run checkpoints)."""
+        return {"frames_seen": self.frames_seen,
+                "metrics": [(metric.name, metric.state_dict()) for metric in self.metrics]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        names = [name for name, _ in state["metrics"]]
+        if names != [metric.name for metric in self.metrics]:
+            raise ValueError(f"metric state holds {names}, this suite has {[m.name for m in self.metrics]}")
+        for metric, (_, metric_state) in zip(self.metrics, state["metrics"]):
+            metric.load_state_dict(metric_state)
+        self.frames_seen = int(state["frames_seen"])
+
     def update_frames(self, frames: np.ndarray) -> None:
         for metric in self.frame_metrics:
             metric.update(frames)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import Tensor
 
 from lolbench.cache import StreamingKVCache
-from lolbench.generator import Chunk
+from lolbench.generator import Chunk, NonFiniteOutputError
 from lolbench.models.tiny import ClipAttention, TinyVideoNet
 
 
@@ -94,6 +96,9 @@ class TinyGenerator:
             t_next = self.times[i + 1] if i + 1 < len(self.times) else 0.0
             noise = (x - (1 - t) * x0) / t  # the noise implied by the prediction
             x = (1 - t_next) * x0 + t_next * noise
+        finite = torch.isfinite(x).flatten(2).all(dim=2)[0]  # [F]
+        if not finite.all():
+            raise NonFiniteOutputError(first // self.chunk_frames, first + int((~finite).nonzero()[0]))
         x0 = x.clamp(-1, 1)
         self.net(x0, torch.zeros(1, self.chunk_frames, device=self.device), self._scene, self._attend(commit=True))
         stats = self.cache.end_chunk(x0)
@@ -105,6 +110,22 @@ class TinyGenerator:
             probe=stats.probes[0] if stats.probes else None,
             stats=dict(stats.gate),
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """:class:`lolbench.generator.VideoGenerator` state: frame counter, noise RNG and the KV cache."""
+        if self._rng is None:
+            raise RuntimeError("call reset(prompt, seed) before state_dict()")
+        return {"next_frame": self._next_frame, "rng": self._rng.get_state(), "cache": self.cache.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self._rng is None:
+            raise RuntimeError("call reset(prompt, seed) before load_state_dict()")
+        self.cache.load_state_dict(state["cache"])
+        if self.cache.num_frames != state["next_frame"]:
+            raise ValueError(f"generator state at frame {state['next_frame']} holds a cache at frame "
+                             f"{self.cache.num_frames}")
+        self._rng.set_state(state["rng"])
+        self._next_frame = int(state["next_frame"])
 
     @torch.no_grad()
     def temporal_pair_usage(self, clips: np.ndarray, prompt: str) -> np.ndarray:

@@ -5,7 +5,6 @@ rotates queries and keys. ``lolbench.phase`` analyses the same tables without a 
 """
 
 from lolbench.rope.config import (
-    JITTERS,
     POSITION_MODES,
     jitter_spec_from_config,
     position_mode,
@@ -20,7 +19,6 @@ from lolbench.rope.tables import RopeTables, build_tables
 
 __all__ = [
     "EXTENSIONS",
-    "JITTERS",
     "METHODS",
     "POSITION_MODES",
     "JitterSpec",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from lolbench.generator import Chunk
@@ -42,3 +44,12 @@ class WorldVideo:
             first_frame=first,
             positions=np.arange(first, first + self.chunk_frames, dtype=np.int64),
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The world is a pure function of the frame index: the next frame is the whole state."""
+        return {"next_frame": self._next_frame}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self._world is None:
+            raise RuntimeError("WorldVideo.load_state_dict called before reset(prompt, seed)")
+        self._next_frame = int(state["next_frame"])
