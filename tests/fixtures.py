@@ -172,6 +172,7 @@ JOBS: dict[str, Callable[[], list[Job]]] = {
     "positions": lambda: [((), {"rope__positions": pos, "jitter__sigma": sigma, "seed": s, "prompt": "meadow"},
                            {"depth": 0.6 if (pos, sigma) == ("absolute", 0.0) else 0.2})
                           for pos in ("absolute", "rolling") for sigma in (0.0, 0.8) for s in SEEDS],
+    "world": lambda: [(("model=world",), dict(r), {"depth": 0.0}) for r in REPS],  # the chance level: no dips
 }
 
 

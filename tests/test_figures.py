@@ -24,7 +24,8 @@ FIGURES = [
     "dysink_gate_over_time", "sink_distance_vs_frame_sigma0", "sink_distance_vs_frame_sigma0.8",
     "attention_maps_ordinary_vs_collapse", "positions_sink_distance",
 ]
-TABLES = ["ablation_sigma", "ablation_head_fraction", "rope_methods_table", "sinks_table", "positions_table"]
+TABLES = ["ablation_sigma", "ablation_head_fraction", "rope_methods_table", "sinks_table", "positions_table",
+          "world_reference"]
 
 
 def test_make_figures_writes_every_figure_and_table_from_stored_results(tmp_path):
@@ -54,7 +55,7 @@ def test_make_figures_writes_every_figure_and_table_from_stored_results(tmp_path
 def test_without_stored_runs_only_model_free_figures_are_made_and_each_experiment_says_why(tmp_path):
     report = make_all(tmp_path, tmp_path / "figures")
     assert sorted(p.name for p in report.written) == sorted(f"{n}.{e}" for n in FIGURES[:2] for e in ("png", "pdf"))
-    assert set(report.skipped) == {"sigma", "heads", "rope_methods", "sinks", "phase", "positions"}
+    assert set(report.skipped) == {"sigma", "heads", "rope_methods", "sinks", "phase", "positions", "world"}
     assert "python run.py +experiment=phase" in report.skipped["phase"]
 
 

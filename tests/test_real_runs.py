@@ -59,11 +59,11 @@ def test_a_real_runs_tables_load_on_their_axes(real_results):
     run_dir = run_dirs(real_results)[0]
     tables = load_tables(run_dir)
     assert tables.frames["frame"].tolist() == list(range(64))
-    assert tables.chunks["first_frame"].tolist() == [3 * c for c in range(16)]
+    assert tables.chunks["first_frame"].tolist() == [3 * c for c in range(22)]  # ceil(64 / 3) chunks
     axis, index, values = tables.indexed_series()["head_sink_mass"]
-    assert axis == "chunk" and index.tolist() == [0, 4, 8, 12] and len(values) == 4  # probe_every = 4
+    assert axis == "chunk" and index.tolist() == [0, 4, 8, 12, 16, 20] and len(values) == 6  # probe_every = 4
     probes = load_probes(run_dir)
-    assert probes.mass.shape[:3] == (4, 4, 6)  # probed chunks, layers, heads of the tiny model
+    assert probes.mass.shape[:3] == (6, 4, 6)  # probed chunks, layers, heads of the tiny model
     np.testing.assert_allclose(np.nansum(probes.mass, axis=3), 1.0, rtol=1e-4)  # each head's mass sums to 1
     assert probes.mass_on(FrameKind.SINK)[0].max() == 0.0  # chunk 0 has no sink frame before it
     assert (probes.kind[1:, :3] == int(FrameKind.SINK)).all()  # later chunks: 3 sink frames first

@@ -39,6 +39,8 @@ def position_mode(rope_cfg: Mapping[str, Any]) -> str:
 def rope_spec_from_config(model_cfg: Mapping[str, Any], rope_cfg: Mapping[str, Any]) -> RopeSpec:
     """RopeSpec from the ``model`` group (head_dim, num_heads, rope_theta, rope_time_dim, train_frames) and
     the ``rope`` group (name, positions, and the method's parameters)."""
+    if "name" not in rope_cfg:
+        raise ValueError(f"rope config has no key 'name' (one of {sorted(_METHOD_KEYS)}), got keys {sorted(rope_cfg)}")
     allowed = _METHOD_KEYS[rope_cfg["name"]]
     fields = {field: model_cfg[key] for key, field in MODEL_KEYS.items()}
     fields.update({field: rope_cfg[key] for key, field in allowed.items() if key in rope_cfg})
