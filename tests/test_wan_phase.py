@@ -16,18 +16,12 @@ from lolbench.models.wan import WanArch, build_transformer
 from lolbench.models.wan_pipeline import build_wan_latents
 from lolbench.models.wan_usage import own_chunk_usage
 from tests.wan_fixtures import tiny_wan_overrides, write_text_and_vae
+from tests.wan_helpers import one_thread  # noqa: F401  (autouse: tiny models on one thread)
 
 PERIOD = 16.0  # latent frames
 KEEP = 1  # of the 2 temporal pairs of a 12-dim head (Wan's split: 4 temporal dims)
 THETA = (PERIOD / (2 * math.pi)) ** 2  # ω_1 = θ^(-2/4) = 2π / PERIOD
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -16,18 +16,11 @@ from lolbench.models.wan_vae import VAEError
 from lolbench.runner import run
 from lolbench.video_io import open_video
 from tests.wan_fixtures import tiny_wan_overrides, write_text_and_vae, write_tiny_wan
+from tests.wan_helpers import one_thread  # noqa: F401  (autouse: tiny models on one thread)
 
 PROMPT = "prompt=a wingsuit flyer racing through a mountain valley"
 FAST = ["num_frames=13", "probe_every=1", "logger=none", "metrics.quality.enabled=false"]  # 2 chunks: 9 + 4 frames
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread (thread start-up dominates their small ops)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", params=["diffusers", "original"])
